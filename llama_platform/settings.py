@@ -1,0 +1,121 @@
+"""Profile and configuration: the only module that reads the environment.
+
+Everything else receives a `Settings` (or values derived from it), so tests can build one
+from an explicit dict and nothing depends on ambient state.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+PROFILES = ("local", "k8s")
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_REPOS_FILE = PACKAGE_DIR / "repos.yaml"
+SHIPPED_CORPUS_DIR = PACKAGE_DIR / "sources" / "corpus"
+
+# Names of the env vars that hold secrets. Resources get them as dagster.EnvVar so the value
+# is resolved at run time and never shown in the UI, logs or run config.
+GITHUB_TOKEN_ENV = "GITHUB_TOKEN"
+GITEE_TOKEN_ENV = "GITEE_TOKEN"
+SERVING_API_KEY_ENV = "LLAMA_PLATFORM_API_KEY"
+S3_ACCESS_KEY_ENV = "AWS_ACCESS_KEY_ID"
+S3_SECRET_KEY_ENV = "AWS_SECRET_ACCESS_KEY"
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    profile: str = "local"
+    home: Path = Path(".llama_platform").resolve()
+    # Object store root: a local folder (file://...) or an S3 URL (s3://bucket/prefix).
+    store_url: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    repos_file: Path = DEFAULT_REPOS_FILE
+    repos_override: tuple[str, ...] = ()
+    # Forge endpoints. In the local profile they point at the replay forge unless overridden.
+    replay_url: str | None = None
+    github_base_url: str = "https://api.github.com"
+    gitee_base_url: str = "https://gitee.com/api/v5"
+    corpus_dir: Path = SHIPPED_CORPUS_DIR
+    mlflow_tracking_uri: str = ""
+    mlflow_experiment: str = "llama-platform"
+    registered_model_name: str = "llama4-issue-triage"
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 8080
+    train_steps: int = 120
+    train_batch_size: int = 16
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def store_is_s3(self) -> bool:
+        return self.store_url.startswith("s3://")
+
+    @property
+    def dagster_home(self) -> Path:
+        return self.home / "dagster_home"
+
+    @property
+    def github_api_url(self) -> str:
+        return f"{self.replay_url}/github" if self.replay_url else self.github_base_url
+
+    @property
+    def gitee_api_url(self) -> str:
+        return f"{self.replay_url}/gitee/api/v5" if self.replay_url else self.gitee_base_url
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from environment variables (documented in README's configuration table)."""
+    env = os.environ if env is None else env
+    profile = env.get("LLAMA_PLATFORM_PROFILE", "local")
+    if profile not in PROFILES:
+        raise SettingsError(f"LLAMA_PLATFORM_PROFILE must be one of {PROFILES}, got {profile!r}")
+    home = Path(env.get("LLAMA_PLATFORM_HOME", ".llama_platform")).resolve()
+    store_url = env.get("LLAMA_PLATFORM_STORE_URL") or (home / "store").as_uri()
+    if not (store_url.startswith("file://") or store_url.startswith("s3://")):
+        raise SettingsError(f"LLAMA_PLATFORM_STORE_URL must be file:// or s3://, got {store_url!r}")
+    repos_override = tuple(
+        r.strip() for r in env.get("LLAMA_PLATFORM_REPOS", "").split(",") if r.strip()
+    )
+    return Settings(
+        profile=profile,
+        home=home,
+        store_url=store_url,
+        s3_endpoint_url=env.get("LLAMA_PLATFORM_S3_ENDPOINT_URL") or None,
+        s3_region=env.get("AWS_REGION", "us-east-1"),
+        repos_file=Path(env.get("LLAMA_PLATFORM_REPOS_FILE", str(DEFAULT_REPOS_FILE))),
+        repos_override=repos_override,
+        replay_url=env.get("LLAMA_PLATFORM_REPLAY_URL") or None,
+        github_base_url=env.get("GITHUB_BASE_URL", "https://api.github.com"),
+        gitee_base_url=env.get("GITEE_BASE_URL", "https://gitee.com/api/v5"),
+        corpus_dir=Path(env.get("LLAMA_PLATFORM_CORPUS_DIR", str(SHIPPED_CORPUS_DIR))),
+        mlflow_tracking_uri=env.get("MLFLOW_TRACKING_URI") or f"sqlite:///{home / 'mlflow.db'}",
+        mlflow_experiment=env.get("LLAMA_PLATFORM_MLFLOW_EXPERIMENT", "llama-platform"),
+        registered_model_name=env.get("LLAMA_PLATFORM_MODEL_NAME", "llama4-issue-triage"),
+        serve_host=env.get("LLAMA_PLATFORM_SERVE_HOST", "127.0.0.1"),
+        serve_port=_int(env, "LLAMA_PLATFORM_SERVE_PORT", 8080),
+        train_steps=_int(env, "LLAMA_PLATFORM_TRAIN_STEPS", 120),
+        train_batch_size=_int(env, "LLAMA_PLATFORM_TRAIN_BATCH_SIZE", 16),
+    )
+
+
+def secret_from_env(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """Read one secret by name (for CLI paths that run outside Dagster resources)."""
+    env = os.environ if env is None else env
+    return env.get(name) or None
