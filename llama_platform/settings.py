@@ -7,7 +7,7 @@ from an explicit dict and nothing depends on ambient state.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -23,6 +23,7 @@ GITEE_TOKEN_ENV = "GITEE_TOKEN"
 SERVING_API_KEY_ENV = "LLAMA_PLATFORM_API_KEY"
 S3_ACCESS_KEY_ENV = "AWS_ACCESS_KEY_ID"
 S3_SECRET_KEY_ENV = "AWS_SECRET_ACCESS_KEY"
+SECRET_ENV_VARS = (GITHUB_TOKEN_ENV, GITEE_TOKEN_ENV, SERVING_API_KEY_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV)
 
 
 class SettingsError(ValueError):
@@ -51,11 +52,17 @@ class Settings:
     serve_port: int = 8080
     train_steps: int = 120
     train_batch_size: int = 16
-    extra: Mapping[str, str] = field(default_factory=dict)
+    mlflow_ui_url: str | None = None
+    # Names (never values) of the secret env vars that are set; resources read them as EnvVar.
+    secrets_present: frozenset[str] = frozenset()
 
     @property
     def store_is_s3(self) -> bool:
         return self.store_url.startswith("s3://")
+
+    @property
+    def mlflow_artifact_location(self) -> str:
+        return (self.home / "mlartifacts").as_uri()
 
     @property
     def dagster_home(self) -> Path:
@@ -112,6 +119,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         serve_port=_int(env, "LLAMA_PLATFORM_SERVE_PORT", 8080),
         train_steps=_int(env, "LLAMA_PLATFORM_TRAIN_STEPS", 120),
         train_batch_size=_int(env, "LLAMA_PLATFORM_TRAIN_BATCH_SIZE", 16),
+        mlflow_ui_url=env.get("LLAMA_PLATFORM_MLFLOW_UI_URL") or None,
+        secrets_present=frozenset(n for n in SECRET_ENV_VARS if env.get(n)),
     )
 
 

@@ -1,0 +1,98 @@
+"""Stage 2: the preprocessor. Raw forge records -> cleaned issues + quarantined issues (+ counted filters)."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    AssetIn,
+    AssetOut,
+    MetadataValue,
+    Output,
+    multi_asset,
+)
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from llama_platform.assets.common import bar_plot, column_schema, png_markdown, preview
+from llama_platform.data.cleaning import clean_issues
+from llama_platform.data.schemas import CleanedIssuesSchema, QuarantinedIssuesSchema
+
+
+@multi_asset(
+    group_name="preprocessing",
+    ins={"raw_issues": AssetIn()},
+    outs={
+        "cleaned_issues": AssetOut(
+            io_manager_key="parquet_io_manager",
+            dagster_type=pandera_schema_to_dagster_type(CleanedIssuesSchema),
+            description="Training-ready issues: normalised, de-botted, auto-text stripped, PII/secrets redacted, near-deduplicated.",
+            kinds={"pandas", "parquet"},
+        ),
+        "quarantined_issues": AssetOut(
+            io_manager_key="parquet_io_manager",
+            dagster_type=pandera_schema_to_dagster_type(QuarantinedIssuesSchema),
+            description="Every raw record that could not be used, with the reason.",
+            kinds={"pandas", "parquet"},
+        ),
+    },
+    check_specs=[
+        AssetCheckSpec(
+            "reconciliation",
+            asset="cleaned_issues",
+            blocking=True,
+            description="raw = cleaned + quarantined + filtered, and per-reason counts add up",
+        ),
+    ],
+)
+def clean(context: AssetExecutionContext, raw_issues: pd.DataFrame):
+    context.log.info(f"cleaning {len(raw_issues)} raw records")
+    result = clean_issues(raw_issues)
+    counts = result.counts
+    filtered_by_reason = counts["filtered"]
+    quarantined_by_reason = counts["quarantined"]
+    n_raw, n_clean = len(raw_issues), len(result.cleaned)
+    n_quar, n_filt = len(result.quarantined), len(result.filtered)
+    context.log.info(
+        f"raw {n_raw} = cleaned {n_clean} + quarantined {n_quar} + filtered {n_filt} {filtered_by_reason}"
+    )
+    label_counts = result.cleaned["label"].value_counts().to_dict() if n_clean else {}
+    yield Output(
+        result.cleaned,
+        output_name="cleaned_issues",
+        metadata={
+            "row_count": MetadataValue.int(n_clean),
+            "raw_count": MetadataValue.int(n_raw),
+            "filtered": MetadataValue.json(filtered_by_reason),
+            "quarantined": MetadataValue.json(quarantined_by_reason),
+            "labels": MetadataValue.json(label_counts),
+            "label_distribution": png_markdown(bar_plot(label_counts, "primary label"), "labels"),
+            "filter_counts": png_markdown(
+                bar_plot({**filtered_by_reason, **{f"q:{k}": v for k, v in quarantined_by_reason.items()}},
+                         "filtered / quarantined by reason"),
+                "filters",
+            ),
+            "redactions": MetadataValue.int(int(result.cleaned["redactions"].sum()) if n_clean else 0),
+            "preview": preview(result.cleaned, ["issue_id", "label", "title", "n_comments"]),
+            "dagster/column_schema": column_schema(result.cleaned),
+        },
+    )
+    yield Output(
+        result.quarantined,
+        output_name="quarantined_issues",
+        metadata={
+            "row_count": MetadataValue.int(n_quar),
+            "by_reason": MetadataValue.json(quarantined_by_reason),
+            "preview": preview(result.quarantined, ["issue_id", "reason", "detail"]),
+        },
+    )
+    per_reason_ok = sum(filtered_by_reason.values()) == n_filt and sum(quarantined_by_reason.values()) == n_quar
+    yield AssetCheckResult(
+        check_name="reconciliation",
+        asset_key="cleaned_issues",
+        passed=bool(n_raw == n_clean + n_quar + n_filt and per_reason_ok),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"raw": n_raw, "cleaned": n_clean, "quarantined": n_quar, "filtered": n_filt},
+    )

@@ -1,0 +1,69 @@
+"""Stage 7: held-out evaluation of the fine-tuned model against a majority-class baseline."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+
+from llama_platform.assets.common import bar_plot, png_markdown
+from llama_platform.assets.lineage import upstream_metadata
+from llama_platform.training.evaluate import evaluate
+
+
+@asset(
+    group_name="training",
+    deps=["finetuned_checkpoint"],
+    description="Validation-split loss, perplexity and label accuracy, with a majority-class baseline.",
+    kinds={"pytorch"},
+    check_specs=[
+        AssetCheckSpec(
+            "eval_sane",
+            asset="model_evaluation",
+            blocking=True,
+            description="metrics are finite and the model predicts valid labels (blocks deployment otherwise)",
+        ),
+        AssetCheckSpec(
+            "beats_majority_baseline",
+            asset="model_evaluation",
+            description="label accuracy at least the majority-class baseline (warning only while models are tiny)",
+        ),
+    ],
+)
+def model_evaluation(context: AssetExecutionContext, training_set: pd.DataFrame) -> MaterializeResult:
+    ckpt = upstream_metadata(context, "finetuned_checkpoint")
+    model_dir = ckpt["model_dir"]
+    val = training_set[training_set["split"] == "val"]
+    train_labels = training_set.loc[training_set["split"] == "train", "label"]
+    context.log.info(f"evaluating {ckpt.get('model_uri', model_dir)} on {len(val)} validation examples")
+    metrics = evaluate(model_dir, val, train_labels=train_labels)
+    acc, base = metrics["label_accuracy"], metrics["majority_baseline_accuracy"]
+    sane = bool(pd.notna(metrics["val_loss"]) and metrics["val_loss"] < 1e4 and 0.0 <= acc <= 1.0 and len(val) > 0)
+    return MaterializeResult(
+        metadata={
+            "val_loss": MetadataValue.float(float(metrics["val_loss"])),
+            "perplexity": MetadataValue.float(float(metrics["perplexity"])),
+            "label_accuracy": MetadataValue.float(float(acc)),
+            "majority_baseline_accuracy": MetadataValue.float(float(base)),
+            "val_examples": MetadataValue.int(len(val)),
+            "model_uri": str(ckpt.get("model_uri", "")),
+            "per_label_accuracy": MetadataValue.json(metrics.get("per_label_accuracy", {})),
+            "per_label_plot": png_markdown(bar_plot(metrics.get("per_label_accuracy", {}) or {"-": 0}, "accuracy per label"), "per-label accuracy"),
+        },
+        check_results=[
+            AssetCheckResult(check_name="eval_sane", passed=sane, metadata={"val_loss": float(metrics["val_loss"])}),
+            AssetCheckResult(
+                check_name="beats_majority_baseline",
+                passed=bool(acc >= base),
+                severity=AssetCheckSeverity.WARN,
+                metadata={"label_accuracy": float(acc), "baseline": float(base)},
+            ),
+        ],
+    )

@@ -1,0 +1,181 @@
+"""Text cleaning helpers for issue titles, bodies and comments.
+
+Prose is cleaned (auto-generated text removed, whitespace normalised); fenced code blocks are kept
+byte-for-byte, because indentation and blank lines in code and logs carry meaning.
+"""
+
+from __future__ import annotations
+
+import re
+
+TRUNCATION_MARKER = "\n[… {n} characters truncated …]\n"
+
+# A fence opens with ``` or ~~~ (3+), indented at most 3 spaces; it closes with the same character,
+# at least as many, and nothing else on the line (CommonMark). An unclosed fence runs to the end.
+_FENCE_OPEN = re.compile(r"^ {0,3}(`{3,}|~{3,})")
+_HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
+# GitHub/Gitee notification e-mail footers: everything from the marker on is boilerplate.
+_FOOTER_START = re.compile(
+    r"^\s*(?:—|--|-)?\s*(?:Reply to this email directly|You are receiving this because|"
+    r"You received this message because)",
+    re.IGNORECASE,
+)
+_FOOTER_LINE = re.compile(
+    r"notifications@github\.com|noreply@gitee\.com|^\s*Message ID:\s*<.*>\s*$|"
+    r"^\s*On .{1,200} wrote:\s*$",
+    re.IGNORECASE,
+)
+_SIGNOFF = re.compile(r"^\s*Signed-off-by:", re.IGNORECASE)
+_QUOTED = re.compile(r"^\s{0,3}>")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_SPACES = re.compile(r"[ \t\u00a0\u3000]+")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+def split_fences(text: str) -> list[tuple[bool, str]]:
+    """Split text into (is_code, segment) pieces; code segments include their fence lines."""
+    segments: list[tuple[bool, str]] = []
+    prose: list[str] = []
+    code: list[str] = []
+    fence = ""
+    for line in text.splitlines(keepends=True):
+        if fence:
+            code.append(line)
+            stripped = line.strip()
+            if stripped.startswith(fence) and set(stripped) == {fence[0]}:
+                segments.append((True, "".join(code)))
+                code, fence = [], ""
+            continue
+        m = _FENCE_OPEN.match(line)
+        if m:
+            if prose:
+                segments.append((False, "".join(prose)))
+                prose = []
+            fence = m.group(1)
+            code = [line]
+        else:
+            prose.append(line)
+    if code:
+        segments.append((True, "".join(code)))
+    if prose:
+        segments.append((False, "".join(prose)))
+    return segments
+
+
+def _map_prose(text: str, fn) -> str:
+    return "".join(seg if is_code else fn(seg) for is_code, seg in split_fences(text))
+
+
+def strip_html_comments(text: str) -> str:
+    """Remove issue-template HTML comments (`<!-- ... -->`) that start outside code blocks.
+
+    Templates often put example code fences inside a comment, so a comment may span fences;
+    an unclosed comment hides the rest of the text when rendered, so it is dropped likewise.
+    """
+    out: list[str] = []
+    in_comment = False
+    for is_code, seg in split_fences(text):
+        if in_comment:
+            end = -1 if is_code else seg.find("-->")
+            if end < 0:
+                continue
+            seg, in_comment = seg[end + 3 :], False
+        if is_code:
+            out.append(seg)
+            continue
+        seg = _HTML_COMMENT.sub("", seg)
+        start = seg.find("<!--")
+        if start >= 0:
+            seg, in_comment = seg[:start], True
+        out.append(seg)
+    return "".join(out)
+
+
+def strip_reply_footer(text: str) -> str:
+    """Remove notification-email footers, `On ... wrote:` lines and lines naming the notification address."""
+    out: list[str] = []
+    for is_code, seg in split_fences(text):
+        if is_code:
+            out.append(seg)
+            continue
+        kept = []
+        footer_found = False
+        for line in seg.splitlines(keepends=True):
+            if _FOOTER_START.search(line):
+                footer_found = True
+                break
+            if not _FOOTER_LINE.search(line):
+                kept.append(line)
+        if footer_found:
+            # Drop the "—" separator that precedes the footer too.
+            while kept and kept[-1].strip() in ("", "—", "--", "-", "___"):
+                kept.pop()
+            out.append("".join(kept))
+            break  # everything after the footer is e-mail boilerplate
+        out.append("".join(kept))
+    return "".join(out)
+
+
+def strip_signoff(text: str) -> str:
+    """Remove `Signed-off-by:` trailer lines outside code blocks."""
+    return _map_prose(
+        text, lambda s: "".join(line for line in s.splitlines(keepends=True) if not _SIGNOFF.match(line))
+    )
+
+
+def strip_quoted(text: str) -> str:
+    """Remove `>` quoted reply blocks outside code blocks (they repeat earlier messages)."""
+    return _map_prose(
+        text, lambda s: "".join(line for line in s.splitlines(keepends=True) if not _QUOTED.match(line))
+    )
+
+
+def _normalise_prose(seg: str) -> str:
+    # Leading indentation stays (nested lists, indented code); inner runs of spaces collapse.
+    lines = []
+    for line in seg.split("\n"):
+        body = line.lstrip(" \t")
+        indent = line[: len(line) - len(body)]
+        lines.append(indent + _SPACES.sub(" ", body).rstrip() if body.strip() else "")
+    return _BLANK_RUNS.sub("\n\n", "\n".join(lines))
+
+
+def normalise_whitespace(text: str) -> str:
+    """Unify line endings, drop control characters, collapse spaces and blank runs in prose.
+
+    Code blocks keep their exact indentation and spacing (only line endings and control
+    characters are normalised there).
+    """
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+    out = "".join(seg if is_code else _normalise_prose(seg) for is_code, seg in split_fences(text))
+    return out.strip("\n").rstrip()
+
+
+def truncate(text: str, max_chars: int, head_fraction: float = 0.7) -> str:
+    """Keep the head and the tail of an over-long text with a marker saying how much was cut.
+
+    The head holds the description, the tail often the final error or resolution, so both matter.
+    """
+    if max_chars <= 0:
+        raise ValueError("max_chars must be positive")
+    if len(text) <= max_chars:
+        return text
+    budget = max_chars - len(TRUNCATION_MARKER.format(n=len(text)))
+    if budget < 2:  # no room for the marker: a plain cut
+        return text[:max_chars]
+    head = int(budget * head_fraction)
+    tail = budget - head
+    cut = len(text) - head - tail
+    return text[:head] + TRUNCATION_MARKER.format(n=cut) + (text[-tail:] if tail else "")
+
+
+def clean_text(text: str | None) -> str:
+    """All prose cleaning in order: template comments, e-mail footers, sign-offs, quotes, whitespace."""
+    if not text:
+        return ""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = strip_html_comments(text)
+    text = strip_reply_footer(text)
+    text = strip_signoff(text)
+    text = strip_quoted(text)
+    return normalise_whitespace(text)

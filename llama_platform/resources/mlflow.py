@@ -1,0 +1,37 @@
+"""MLflow tracking + model registry settings as a Dagster resource."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from dagster import ConfigurableResource
+
+
+class MLflowResource(ConfigurableResource):
+    tracking_uri: str
+    experiment: str = "llama-platform"
+    registered_model_name: str = "llama4-issue-triage"
+    # Where a person can browse runs (an `mlflow server`/`mlflow ui` started by `make run`), if any.
+    ui_url: Optional[str] = None
+    # Where the experiment keeps artifacts (a folder URI locally, s3:// on MinIO); set on creation.
+    artifact_location: Optional[str] = None
+
+    def ensure_experiment(self) -> str:
+        """Create the experiment with our artifact location if it is new; return its id."""
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=self.tracking_uri)
+        exp = client.get_experiment_by_name(self.experiment)
+        if exp is not None:
+            return exp.experiment_id
+        return client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+
+    def run_link(self, experiment_id: str | None, run_id: str) -> str:
+        if self.ui_url and experiment_id:
+            return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+        return f"{self.tracking_uri} run {run_id}"
+
+    def model_link(self, version: str) -> str:
+        if self.ui_url:
+            return f"{self.ui_url.rstrip('/')}/#/models/{self.registered_model_name}/versions/{version}"
+        return f"models:/{self.registered_model_name}/{version}"

@@ -1,0 +1,48 @@
+"""The MLflow pyfunc face of a triage model, so `mlflow.pyfunc.load_model("models:/name/N")` works.
+
+Logged as "models from code" (pyfunc_entry.py), so nothing is pickled. The logged model carries the whole model directory as the artifact "model_dir"; a serving process
+can also fetch just that with `mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")`
+and `TriageModel.load(<download>/artifacts/model_dir)`. Loading needs this package importable
+(it is installed in the training and serving images).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+from llama_platform.training.prompts import format_prompt
+
+MODEL_DIR_ARTIFACT = "model_dir"
+
+
+class TriagePyfunc(mlflow.pyfunc.PythonModel):
+    def load_context(self, context) -> None:
+        from llama_platform.training.inference import TriageModel
+
+        self.model = TriageModel.load(context.artifacts[MODEL_DIR_ARTIFACT])
+
+    # No type hints on predict: MLflow would turn them into a (here unwanted) input schema.
+    def predict(self, context, model_input, params=None):
+        """Input: a DataFrame with a "prompt" column (or title/body/repo columns), or a list of prompts."""
+        return self.model.predict(_prompts(model_input))
+
+
+def _prompts(model_input: Any) -> list[str]:
+    if isinstance(model_input, pd.DataFrame):
+        if "prompt" in model_input.columns:
+            return model_input["prompt"].astype(str).tolist()
+        if {"title", "body", "repo"} <= set(model_input.columns):
+            return [format_prompt(r.title, r.body, r.repo) for r in model_input.itertuples()]
+        raise ValueError(f"expected a 'prompt' column or title/body/repo columns, got {list(model_input.columns)}")
+    if isinstance(model_input, str):
+        return [model_input]
+    if isinstance(model_input, list) and all(isinstance(p, str) for p in model_input):
+        return model_input
+    raise ValueError(f"unsupported model input of type {type(model_input).__name__}")
+
+
+PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")

@@ -1,0 +1,21 @@
+"""Shared fixtures: real local services started by the tests and stopped afterwards."""
+
+from __future__ import annotations
+
+import pytest
+
+from llama_platform_tests.support.seaweedfs import S3Server, start_seaweedfs
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory) -> S3Server:
+    server = start_seaweedfs(tmp_path_factory.mktemp("seaweedfs"))
+    yield server
+    server.process.stop()
+
+
+@pytest.fixture()
+def s3_bucket(s3_server: S3Server, request) -> str:
+    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    s3_server.make_bucket(name)
+    return name

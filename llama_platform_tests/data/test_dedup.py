@@ -1,0 +1,72 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from llama_platform.data.dedup import near_duplicate_clusters, shingles, survivors
+
+BASE = (
+    "The application crashes on startup when the configuration file contains a trailing comma in the "
+    "plugins list. The error message says unexpected token and points at line forty two of the loader. "
+    "Removing the comma makes it start again, but the parser should accept or clearly report it."
+)
+OTHER = (
+    "Please add a dark theme to the settings page. Many users work at night and the bright background "
+    "is tiring; a toggle next to the language selector would be enough for a first version of this."
+)
+
+
+def test_shingles_are_five_word_grams_and_cjk_aware():
+    assert shingles("a b c d e f") == {b"a b c d e", b"b c d e f"}
+    assert shingles("Just three words") == {b"just three words"}
+    assert shingles("") == set()
+    assert b"\xe5\x90\xaf \xe5\x8a\xa8 \xe5\xa4\xb1 \xe8\xb4\xa5 \xe4\xba\x86" in shingles("启动失败了")
+
+
+def test_near_duplicates_cluster_to_the_smallest_id():
+    near = BASE.replace("forty two", "forty three")  # one word changed
+    ids = ["gitee:m/app#I9", "github:a/app#7", "github:b/app#1", "github:c/other#5"]
+    clusters = near_duplicate_clusters(ids, [near, BASE, BASE.upper(), OTHER])
+    assert clusters["github:a/app#7"] == clusters["github:b/app#1"] == clusters["gitee:m/app#I9"] == "gitee:m/app#I9"
+    assert clusters["github:c/other#5"] == "github:c/other#5"
+
+
+def _jaccard(x: str, y: str) -> float:
+    sx, sy = shingles(x), shingles(y)
+    return len(sx & sy) / len(sx | sy)
+
+
+def test_transitive_chain_is_one_component():
+    words = [f"w{i}" for i in range(200)]
+    a = " ".join(words)
+    b = " ".join(words[:176] + [f"tail{i}" for i in range(24)])
+    c = " ".join([f"head{i}" for i in range(24)] + b.split()[24:])
+    # a~b and b~c are near-duplicates, a~c alone is not: only the chain joins them.
+    assert _jaccard(a, b) > 0.77 and _jaccard(b, c) > 0.77 and _jaccard(a, c) < 0.62
+    clusters = near_duplicate_clusters(["3", "2", "1"], [a, b, c])
+    assert set(clusters.values()) == {"1"}
+    assert near_duplicate_clusters(["3", "1"], [a, c]) == {"3": "3", "1": "1"}
+
+
+def test_distinct_and_empty_texts_stay_apart():
+    clusters = near_duplicate_clusters(["a", "b", "c", "d"], [BASE, OTHER, "", "   "])
+    assert clusters == {"a": "a", "b": "b", "c": "c", "d": "d"}
+    assert near_duplicate_clusters([], []) == {}
+
+
+def test_bad_input_is_rejected():
+    with pytest.raises(ValueError):
+        near_duplicate_clusters(["a", "a"], [BASE, BASE])
+    with pytest.raises(ValueError):
+        near_duplicate_clusters(["a"], [BASE, OTHER])
+
+
+def test_survivor_is_earliest_created_then_smallest_id():
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    ids = ["x", "b", "a", "solo"]
+    clusters = {"x": "a", "b": "a", "a": "a", "solo": "solo"}
+    created = [t0, t0 + timedelta(days=1), t0 + timedelta(days=2), t0]
+    assert survivors(ids, created, clusters) == {"x", "solo"}
+    # Same creation time: the smaller id wins.
+    assert survivors(["b", "a"], [t0, t0], {"a": "a", "b": "a"}) == {"a"}
+    with pytest.raises(ValueError):
+        survivors(["a"], [], {"a": "a"})

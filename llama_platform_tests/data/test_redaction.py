@@ -1,0 +1,142 @@
+import re
+
+import pytest
+from detect_secrets.plugins.keyword import DENYLIST
+
+from llama_platform.data.redaction import (
+    KEYWORD_GATE_WORDS,
+    find_secrets,
+    pseudonymise,
+    redact,
+    replace_mentions,
+)
+
+# Fake secrets are assembled at runtime so no secret-shaped literal sits in the repository.
+GH_TOKEN = "gh" + "p_" + "Ab1" * 12
+AWS_KEY = "AK" + "IA" + "Q3EGUOV7PLZJ4XWT"
+AWS_SECRET = "wJalrXUtnFEMI" + "/K7MDENG/bPxRfiCYzEXAMPLEKEY1"
+SLACK = "xo" + "xb-" + "123456789012-abcdefghijkl"
+PRIVATE_KEY = (
+    "-----BEGIN " + "RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAx3n\nq9Zt7dWc0mFh\n-----END " + "RSA PRIVATE KEY-----"
+)
+
+DIRTY = f"""Hi, I'm jane.doe@example.com (backup: jd+issues@corp.example.org).
+The server at 203.0.113.7 and fe80::1ff:fe23:4567:890a both fail; localhost 127.0.0.1 is fine.
+My token is {GH_TOKEN} and the AWS key {AWS_KEY}
+aws_secret_access_key = "{AWS_SECRET}"
+slack: {SLACK}
+git clone https://deploy:S3cretPass@git.example.com/acme/server.git
+db_password = "hunter2hunter2"
+{PRIVATE_KEY}
+Version 1.2.3 on port 8080 at 12:30:45.
+"""
+
+
+def test_redact_replaces_every_finding_with_a_typed_placeholder():
+    clean, counts = redact(DIRTY)
+    for secret in (GH_TOKEN, AWS_KEY, AWS_SECRET, SLACK, "S3cretPass", "deploy:", "hunter2hunter2",
+                   "MIIEowIBAAKCAQEAx3n", "jane.doe@example.com", "jd+issues", "203.0.113.7", "fe80::1ff"):  # fmt: skip
+        assert secret not in clean, secret
+    assert "<SECRET:GitHubToken>" in clean
+    assert "<SECRET:AWSAccessKey>" in clean
+    assert "<SECRET:PrivateKey>" in clean
+    assert "https://<SECRET:BasicAuthCredentials>@git.example.com/acme/server.git" in clean
+    assert counts["EMAIL"] == 2 and counts["IP_ADDRESS"] == 2
+    assert counts["SECRET:PrivateKey"] == 1
+    # Harmless text survives.
+    assert "127.0.0.1" in clean and "Version 1.2.3 on port 8080 at 12:30:45." in clean
+
+
+def test_rescan_of_redacted_text_finds_nothing():
+    assert set(find_secrets(DIRTY)) >= {
+        "EMAIL",
+        "IP_ADDRESS",
+        "SECRET:GitHubToken",
+        "SECRET:AWSAccessKey",
+        "SECRET:PrivateKey",
+        "SECRET:BasicAuthCredentials",
+        "SECRET:SecretKeyword",
+    }
+    clean, _ = redact(DIRTY)
+    assert find_secrets(clean) == []
+    # Redaction is idempotent: nothing left to find a second time.
+    assert redact(clean) == (clean, {})
+
+
+def test_unterminated_private_key_block_is_redacted_to_the_paragraph_end():
+    text = "key:\n-----BEGIN " + "OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXk\nAAAABG5vbmU\n\nafter"
+    clean, counts = redact(text)
+    assert "b3BlbnNzaC1rZXk" not in clean and "AAAABG5vbmU" not in clean
+    assert clean.endswith("after") and counts == {"SECRET:PrivateKey": 1}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Plain text about a crash in version 2.0.1 with no personal data.",
+        "Commit 3f2a9c1b7d4e5f60718293a4b5c6d7e8f9012345 fixed it",  # a SHA is not a secret
+        "Install lodash@4.17.21 and @types/node",
+        "std::vector<int> at 10:20:30",
+        "",
+    ],
+)
+def test_clean_text_is_left_alone(text):
+    assert redact(text) == (text, {})
+    assert find_secrets(text) == []
+
+
+def test_keyword_gate_words_cover_detect_secrets_denylist():
+    # The fast pre-check must never skip a keyword detect-secrets would look for.
+    for pattern in DENYLIST:
+        variants = {pattern.replace("_?", ""), pattern.replace("_?", "_")}
+        for word in variants:
+            assert any(g in word.lower() for g in KEYWORD_GATE_WORDS), word
+            assert re.fullmatch(pattern, word)
+
+
+def test_pseudonymise_is_stable_case_insensitive_and_salted():
+    a = pseudonymise("Alice")
+    assert re.fullmatch(r"<USER_[0-9a-f]{6}>", a)
+    assert a == pseudonymise("alice")
+    assert a != pseudonymise("bob")
+    assert a != pseudonymise("alice", salt="pepper")
+    assert pseudonymise(None) is None and pseudonymise("") is None
+
+
+def test_replace_mentions_only_touches_known_logins():
+    text = "Thanks @Alice and @bob! cc @carol, see @types/node; mail alice@example.com"
+    out = replace_mentions(text, {"alice", "bob"})
+    assert out == (
+        f"Thanks {pseudonymise('alice')} and {pseudonymise('bob')}! cc @carol, see @types/node; "
+        "mail alice@example.com"
+    )
+    assert replace_mentions("no mentions", {"alice"}) == "no mentions"
+
+
+def test_pgp_key_block_with_blank_line_is_redacted_whole():
+    block = "-----BEGIN PGP " + "PRIVATE KEY BLOCK-----\nVersion: 1\n\nlQOYBGXyz123\n=abcd\n-----END PGP " + "PRIVATE KEY BLOCK-----"
+    clean, counts = redact(f"before\n{block}\nafter")
+    assert clean == "before\n<SECRET:PrivateKey>\nafter"
+    assert counts == {"SECRET:PrivateKey": 1}
+
+
+@pytest.mark.parametrize(
+    "secret, kind",
+    [
+        ("123456789:" + "Ab1_" * 8 + "xyz", "SECRET:TelegramBotToken"),
+        ("M" + "a1" * 12 + "." + "b2c3d4" + "." + "e5" * 13 + "f", "SECRET:DiscordBotToken"),
+        ("eyJ" + "hbGciOiJIUzI1NiJ9" + ".eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "SECRET:JSONWebToken"),
+        ("sk_" + "live_" + "a1B2" * 6, "SECRET:StripeAccessKey"),
+        ("SG" + "." + "a" * 22 + "." + "b" * 43, "SECRET:SendGridAPIKey"),
+        ("sk-" + "a" * 20 + "T3Blbk" + "FJ" + "b" * 20, "SECRET:OpenAIToken"),
+        ("//registry.npmjs.org/:_auth" + "Token=npm_" + "a" * 36, "SECRET:NPMtokens"),
+        ("gl" + "pat-" + "x" * 20, "SECRET:GitLabToken"),
+        ('api_key = "' + "k9" * 10 + '"', "SECRET:SecretKeyword"),
+    ],
+)
+def test_plugin_secrets_pass_the_speed_gates(secret, kind):
+    # The whole-text gates are shortcuts; they must never hide a secret the plugin would find.
+    text = f"Some context before.\nvalue: {secret}\nand after."
+    assert kind in find_secrets(text)
+    clean, counts = redact(text)
+    assert counts.get(kind) == 1 and find_secrets(clean) == []

@@ -1,0 +1,145 @@
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from pandera.errors import SchemaError
+
+from llama_platform.data.cleaning import clean_issues
+from llama_platform.data.redaction import pseudonymise
+from llama_platform.data.snapshot import (
+    SNAPSHOT_COLUMNS,
+    SnapshotIntegrityError,
+    content_hash,
+    list_snapshots,
+    read_snapshot,
+    write_snapshot,
+)
+from llama_platform.data.splits import assign_splits
+from llama_platform.data.store import open_store
+from llama_platform_tests.data.factories import frame, gh_row
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+LINEAGE = {"raw_partitions": ["acme/server|2024-01-02"], "code_version": "test"}
+
+
+def _snapshot_frame(n: int = 12, offset: int = 0) -> pd.DataFrame:
+    rows = [
+        gh_row(number=i, title=f"Issue {i} crashes the importer", body=f"Case {i}: " + "the importer fails " * (i + 3),
+               labels=("bug",) if i % 2 else ("question", "documentation"))
+        for i in range(offset, offset + n)
+    ]  # fmt: skip
+    cleaned = clean_issues(frame(rows)).cleaned
+    return cleaned.assign(split=assign_splits(cleaned["dup_cluster"]))
+
+
+@pytest.fixture()
+def store(tmp_path):
+    return open_store(f"file://{tmp_path}/store")
+
+
+def test_round_trip(store):
+    df = _snapshot_frame()
+    info = write_snapshot(store, df, LINEAGE, created_at=T0)
+    assert info.created and len(info.version) == 16 and info.content_hash.startswith(info.version)
+    back, manifest = read_snapshot(store)
+    expected = df[SNAPSHOT_COLUMNS].sort_values("issue_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(back, expected)
+    assert isinstance(back["labels"].iloc[0], list)
+    assert manifest["lineage"] == LINEAGE
+    assert manifest["row_counts"] == {s: int((df["split"] == s).sum()) for s in ("train", "val", "test")}
+    assert sum(manifest["row_counts"].values()) == manifest["total_rows"] == len(df)
+    assert [c["name"] for c in manifest["schema"]] == SNAPSHOT_COLUMNS
+    assert store.listdir(f"snapshots/{info.version}") == ["manifest.json", "test.parquet", "train.parquet", "val.parquet"]
+    # Each split file holds exactly its rows.
+    train = pq.read_table(pa.BufferReader(store.read_bytes(f"snapshots/{info.version}/train.parquet"))).to_pandas()
+    assert set(train["split"]) <= {"train"} and len(train) == manifest["row_counts"]["train"]
+    by_version, _ = read_snapshot(store, info.content_hash)
+    pd.testing.assert_frame_equal(by_version, back)
+
+
+def test_hash_is_content_addressed(store):
+    df = _snapshot_frame()
+    shuffled = df.sample(frac=1.0, random_state=7)
+    assert content_hash(df) == content_hash(shuffled)
+    changed = df.copy()
+    changed.loc[changed.index[0], "title"] = "something else"
+    assert content_hash(changed) != content_hash(df)
+    resplit = df.assign(split=assign_splits(df["dup_cluster"], seed="other"))
+    assert content_hash(resplit) != content_hash(df)
+
+
+def test_rewriting_same_content_is_a_noop(store):
+    df = _snapshot_frame()
+    first = write_snapshot(store, df, LINEAGE, created_at=T0)
+    path = f"snapshots/{first.version}/manifest.json"
+    before = store.read_bytes(path)
+    again = write_snapshot(store, df.sample(frac=1.0, random_state=1), {"other": "lineage"}, created_at=T0 + timedelta(1))
+    assert not again.created and again.version == first.version
+    assert store.read_bytes(path) == before  # manifest (and its created_at/lineage) untouched
+    assert again.manifest["lineage"] == LINEAGE
+    assert len(list_snapshots(store)) == 1
+
+
+def test_latest_and_listing(store):
+    a = write_snapshot(store, _snapshot_frame(6), LINEAGE, created_at=T0)
+    b = write_snapshot(store, _snapshot_frame(8, offset=100), LINEAGE, created_at=T0 + timedelta(hours=1))
+    assert [m["version"] for m in list_snapshots(store)] == [a.version, b.version]
+    assert read_snapshot(store)[1]["version"] == b.version
+    assert len(read_snapshot(store, a.version)[0]) == 6
+    # Without the LATEST pointer, the newest manifest is found by listing.
+    store.fs.delete_file(store.path("snapshots/LATEST"))
+    assert read_snapshot(store)[1]["version"] == b.version
+
+
+def test_missing_snapshots_are_clear_errors(store):
+    with pytest.raises(FileNotFoundError, match="no snapshots"):
+        read_snapshot(store)
+    write_snapshot(store, _snapshot_frame(4), LINEAGE)
+    with pytest.raises(FileNotFoundError):
+        read_snapshot(store, "0" * 16)
+
+
+def test_tampered_snapshot_is_detected(store):
+    info = write_snapshot(store, _snapshot_frame(), LINEAGE, created_at=T0)
+    rel = f"snapshots/{info.version}/train.parquet"
+    table = pq.read_table(pa.BufferReader(store.read_bytes(rel)))
+    titles = table.column("title").to_pylist()
+    titles[0] = "edited after the fact"
+    table = table.set_column(table.schema.get_field_index("title"), "title", pa.array(titles))
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    store.write_bytes(rel, sink.getvalue().to_pybytes())
+    with pytest.raises(SnapshotIntegrityError):
+        read_snapshot(store, info.version)
+    assert len(read_snapshot(store, info.version, verify=False)[0]) == info.manifest["total_rows"]
+
+
+def test_invalid_frames_are_refused_before_writing(store):
+    df = _snapshot_frame(4)
+    with pytest.raises(SchemaError):
+        write_snapshot(store, df.assign(split="holdout"), LINEAGE)
+    with pytest.raises(SchemaError):
+        write_snapshot(store, df.drop(columns="split"), LINEAGE)
+    with pytest.raises(SchemaError):
+        write_snapshot(store, df.assign(author="alice"), LINEAGE)  # not pseudonymised
+    with pytest.raises(TypeError):
+        write_snapshot(store, df, {"when": datetime.now()})  # lineage must be JSON
+    assert list_snapshots(store) == []
+    assert pseudonymise("alice") in set(df["author"])
+
+
+def test_frame_reloaded_from_parquet_gives_the_same_snapshot(store, tmp_path):
+    # What an IO manager hands back: labels as numpy arrays, timestamps possibly in microseconds.
+    df = _snapshot_frame()
+    path = tmp_path / "cleaned.parquet"
+    df.to_parquet(path)
+    reloaded = pd.read_parquet(path)
+    for col in ("created_at", "updated_at", "closed_at"):
+        reloaded[col] = reloaded[col].astype("datetime64[us, UTC]")
+    assert not isinstance(reloaded["labels"].iloc[0], list)
+    assert content_hash(reloaded) == content_hash(df)
+    a = write_snapshot(store, df, LINEAGE)
+    b = write_snapshot(store, reloaded, LINEAGE)
+    assert a.version == b.version and not b.created
