@@ -1,7 +1,5 @@
 """Stage 2: the preprocessor. Raw forge records -> cleaned issues + quarantined issues (+ counted filters)."""
 
-from __future__ import annotations
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,

@@ -1,7 +1,5 @@
 """Stages 4-5: Feast features from the snapshot, and the point-in-time-correct, prompt-formatted training set."""
 
-from __future__ import annotations
-
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, Output, asset
 
@@ -72,10 +70,13 @@ def training_set(
     entity_df = snapshot[["issue_id", "repo", "author"]].copy()
     entity_df["event_timestamp"] = snapshot["created_at"]
     feats = historical_features(store, entity_df)
-    df = snapshot.merge(feats.drop(columns=["repo", "author", "event_timestamp"], errors="ignore"), on="issue_id", how="left")
+    # Feature values win over same-named snapshot columns (e.g. n_comments): they are what Feast serves.
+    feature_cols = [c for c in feats.columns if c not in ("issue_id", "repo", "author", "event_timestamp")]
+    df = snapshot.drop(columns=[c for c in feature_cols if c in snapshot.columns]).merge(
+        feats[["issue_id", *feature_cols]], on="issue_id", how="left"
+    )
     if len(df) != len(snapshot):
         raise RuntimeError(f"feature join changed the row count: {len(snapshot)} -> {len(df)}")
-    feature_cols = [c for c in feats.columns if c not in ("issue_id", "repo", "author", "event_timestamp")]
     prompt_cols = prompt_feature_columns(feature_cols)
     df["prompt"] = [
         format_prompt(r.title, r.body, r.repo, {c: getattr(r, c) for c in prompt_cols})

@@ -1,7 +1,5 @@
 """Stage 1: raw issues, exactly as each forge sent them, one dynamic partition per repo."""
 
-from __future__ import annotations
-
 import pandas as pd
 from dagster import (
     AssetExecutionContext,

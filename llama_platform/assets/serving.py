@@ -1,7 +1,5 @@
 """Stage 8: deploy the registered model to a KServe ModelServer and smoke-test it."""
 
-from __future__ import annotations
-
 import json
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset

@@ -1,7 +1,5 @@
 """Stage 3: the dataset versioner. Cleaned issues -> an immutable, content-addressed snapshot with splits."""
 
-from __future__ import annotations
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,

@@ -4,8 +4,6 @@ The same entrypoint (`python -m llama_platform.training.train --config ...`) is 
 runs in the k8s profile; here PipesSubprocessClient launches it and relays its logs and metadata.
 """
 
-from __future__ import annotations
-
 import json
 import sys
 from pathlib import Path
@@ -64,7 +62,7 @@ def finetuned_checkpoint(
         extra["mlflow_run"] = MetadataValue.url(link) if mlflow.ui_url else link
     if reported.get("model_version"):
         extra["registered_model"] = mlflow.model_link(str(reported["model_version"]))
-    plot = reported.get("loss_curve_png")
+    plot = reported.get("loss_curve_path")
     if plot and Path(plot).exists():
         extra["loss_curve"] = png_markdown(Path(plot).read_bytes(), "training loss")
     return MaterializeResult(metadata={**(result.metadata or {}), **extra})

@@ -69,7 +69,7 @@ def _is_command_line(line: str) -> bool:
         # A path like "/usr/bin/python crashes" is prose, not a command.
         return not line.split()[0].count("/") > 1
     m = _MENTION_COMMAND.match(line)
-    return bool(m) and is_bot(m.group(1))
+    return m is not None and is_bot(m.group(1))
 
 
 def is_bot_invocation(comment_body: str | None) -> bool:

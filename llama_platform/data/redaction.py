@@ -157,7 +157,7 @@ def _type_gate(name: str) -> Gate | None:
     return (lambda text, lower: gate.search(text) is not None) if gate else None
 
 
-Rule = tuple[re.Pattern, "int | None", "Gate | None"]
+Rule = tuple[re.Pattern, "int | None", "Gate | None"]  # (regex, secret group or None, gate or None)
 
 
 @lru_cache(maxsize=1)
@@ -167,7 +167,8 @@ def _detectors() -> tuple[tuple[str, tuple[Rule, ...]], ...]:
     Left out: the high-entropy plugins (they flag every commit SHA and checksum in a bug report)
     and the public-IP plugin (IP addresses are redacted below as PII, public or not).
     """
-    out = []
+    out: list[tuple[str, tuple[Rule, ...]]] = []
+    rules: tuple[Rule, ...]
     for secret_type, cls in sorted(get_mapping_from_secret_type_to_class().items()):
         if issubclass(cls, (HighEntropyStringsPlugin, IPPublicDetector)):
             continue
@@ -187,7 +188,7 @@ def _detectors() -> tuple[tuple[str, tuple[Rule, ...]], ...]:
                         _literal_gate(rx), _long_token_gate if rx.pattern.startswith(_ASSIGNMENT_PREFIX) else None
                     ),
                 )
-                for rx in cls.denylist
+                for rx in cls.denylist  # type: ignore[attr-defined]  # a class attribute in every plugin
             )
         else:
             continue
@@ -250,7 +251,8 @@ def _spans(text: str) -> list[tuple[int, int, str]]:
     complete = {start for start, _, _ in spans}
     for m in _PRIVATE_KEY_BEGIN.finditer(text):
         if m.start() not in complete:
-            spans.append((m.start(), _PARAGRAPH_END.search(text, m.end()).start(), "SECRET:PrivateKey"))
+            end = _PARAGRAPH_END.search(text, m.end())
+            spans.append((m.start(), end.start() if end else len(text), "SECRET:PrivateKey"))
     spans += [(m.start(), m.end(), "SECRET:PrivateKey") for m in _PUTTY_KEY.finditer(text)]
     has_email = _EMAIL_GATE.search(text) is not None
     creds = []
@@ -338,7 +340,7 @@ def mention_replacer(known_logins: Iterable[str], salt: str = "") -> Callable[[s
 
     def sub(m: re.Match) -> str:
         login = m.group(1)
-        return pseudonymise(login, salt) if login.lower() in known_lower else m.group(0)
+        return (pseudonymise(login, salt) or login) if login.lower() in known_lower else m.group(0)
 
     return lambda text: _MENTION.sub(sub, text) if "@" in text else text
 

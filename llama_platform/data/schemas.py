@@ -26,7 +26,7 @@ class RawIssuesSchema(pa.DataFrameModel):
     repo: Series[str]
     number: Series[str]
     # Null when the forge sent an unparseable timestamp; cleaning quarantines such rows.
-    updated_at: Series[UtcTimestamp] = pa.Field(nullable=True, coerce=True)
+    updated_at: Series[UtcTimestamp] = pa.Field(nullable=True)
     payload: Series[str]
     payload_sha256: Series[str] = pa.Field(str_matches=_SHA256)
 
@@ -50,10 +50,9 @@ class CleanedIssuesSchema(pa.DataFrameModel):
     state: Series[str] = pa.Field(isin=["open", "closed"])
     author: Series[str] = pa.Field(nullable=True, str_matches=r"^<USER_[0-9a-f]{6}>$")
     author_association: Series[str] = pa.Field(nullable=True)
-    # Coerced: a round trip through parquet may bring them back in microseconds.
-    created_at: Series[UtcTimestamp] = pa.Field(coerce=True)
-    updated_at: Series[UtcTimestamp] = pa.Field(coerce=True)
-    closed_at: Series[UtcTimestamp] = pa.Field(nullable=True, coerce=True)
+    created_at: Series[UtcTimestamp]
+    updated_at: Series[UtcTimestamp]
+    closed_at: Series[UtcTimestamp] = pa.Field(nullable=True)
     dup_cluster: Series[str]
     redactions: Series[int] = pa.Field(ge=0)
     raw_hash: Series[str]

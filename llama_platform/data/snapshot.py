@@ -118,6 +118,18 @@ def _from_parquet(data: bytes) -> pd.DataFrame:
     return df
 
 
+def _ns_timestamps(df: pd.DataFrame) -> pd.DataFrame:
+    """Bring tz-aware timestamp columns to nanoseconds: a parquet round trip may return microseconds.
+
+    Naive timestamps are left alone, so the schema still refuses them.
+    """
+    out = df.copy()
+    for col in ("created_at", "updated_at", "closed_at"):
+        if col in out and isinstance(out[col].dtype, pd.DatetimeTZDtype):
+            out[col] = out[col].dt.as_unit("ns")
+    return out
+
+
 def _manifest_path(version: str) -> str:
     return posixpath.join(_ROOT, version, "manifest.json")
 
@@ -126,7 +138,8 @@ def write_snapshot(
     store: StoreLocation, df: pd.DataFrame, lineage: dict[str, Any], created_at: datetime | None = None
 ) -> SnapshotInfo:
     """Write `df` (cleaned columns + split) as an immutable snapshot; a no-op if its content exists."""
-    df = SnapshotSchema.validate(df)[SNAPSHOT_COLUMNS].sort_values("issue_id", kind="stable").reset_index(drop=True)
+    df = SnapshotSchema.validate(_ns_timestamps(df))[SNAPSHOT_COLUMNS]
+    df = df.sort_values("issue_id", kind="stable").reset_index(drop=True)
     digest = content_hash(df)
     version = digest[:16]
     if store.exists(_manifest_path(version)):

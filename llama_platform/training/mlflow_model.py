@@ -1,8 +1,7 @@
 """The MLflow pyfunc face of a triage model, so `mlflow.pyfunc.load_model("models:/name/N")` works.
 
 Logged as "models from code" (pyfunc_entry.py), so nothing is pickled. The logged model carries the whole model directory as the artifact "model_dir"; a serving process
-can also fetch just that with `mlflow.artifacts.download_artifacts(f"models:/{name}/{version}")`
-and `TriageModel.load(<download>/artifacts/model_dir)`. Loading needs this package importable
+can also fetch the files with `download_model_dir(model_uri, dst)` and `TriageModel.load()` them. Loading needs this package importable
 (it is installed in the training and serving images).
 """
 
@@ -46,3 +45,23 @@ def _prompts(model_input: Any) -> list[str]:
 
 
 PYFUNC_ENTRY = Path(__file__).with_name("pyfunc_entry.py")
+
+
+def download_model_dir(model_uri: str, dst_path: str | Path, tracking_uri: str | None = None) -> Path:
+    """Download a logged/registered triage model and return its model directory (for TriageModel.load).
+
+    MLflow stores the "model_dir" artifact under the source folder's name, so the path is read
+    from the MLmodel file rather than guessed.
+    """
+    import mlflow.artifacts
+    from mlflow.models import Model
+
+    local = Path(mlflow.artifacts.download_artifacts(
+        artifact_uri=model_uri, dst_path=str(dst_path), tracking_uri=tracking_uri
+    ))
+    flavor = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
+    try:
+        relative = flavor["artifacts"][MODEL_DIR_ARTIFACT]["path"]
+    except KeyError as exc:
+        raise ValueError(f"{model_uri} is not a triage model (no {MODEL_DIR_ARTIFACT!r} artifact)") from exc
+    return local / relative

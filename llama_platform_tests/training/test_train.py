@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from llama_platform.training.evaluate import evaluate
 from llama_platform.training.inference import TriageModel
+from llama_platform.training.mlflow_model import download_model_dir
 from llama_platform.training.prompts import LABELS, PROMPT_FORMAT_VERSION
 from llama_platform_tests.training.conftest import SHORT_RUN_STEPS, short_config
 
@@ -67,9 +68,8 @@ def test_registered_model_loads_with_pyfunc_and_downloads_for_serving(trained, t
     assert one[0]["labels"][0] in LABELS
 
     # The serving path: download the version's files and load the model directory directly.
-    local = mlflow.artifacts.download_artifacts(artifact_uri=result["model_uri"], dst_path=str(tmp_path),
-                                                tracking_uri=config.mlflow_tracking_uri)
-    model = TriageModel.load(Path(local) / "artifacts" / "model_dir")
+    model_dir = download_model_dir(result["model_uri"], tmp_path, tracking_uri=config.mlflow_tracking_uri)
+    model = TriageModel.load(model_dir)
     assert model.predict([test_df["prompt"].iloc[0]])[0]["scores"] == pytest.approx(preds[0]["scores"], abs=1e-5)
 
 
@@ -89,7 +89,8 @@ def test_inference_labels_scores_and_loss(trained, training_set):
     good = model.loss(val["prompt"].tolist(), val["completion"].tolist())
     wrong = model.loss(val["prompt"].tolist(), [" docs" if c != " docs" else " bug" for c in val["completion"]])
     assert good == pytest.approx(trained["result"]["val_loss"], rel=1e-4)
-    assert wrong > good + 1.0
+    # Only the label token differs (EOS is shared), so the mean rises by a few times, not more.
+    assert wrong > 2 * good and wrong > good + 0.5
 
 
 def test_evaluate_metrics_and_cli(trained, training_set, training_set_path, tmp_path):
