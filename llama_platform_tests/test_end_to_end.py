@@ -65,6 +65,7 @@ def test_whole_graph(tmp_path, monkeypatch, forge, small_corpus, s3_server, s3_b
         monkeypatch.setenv(k, v)
     settings = load_settings(env)
     try:
+        (tmp_path / "dagster").mkdir()
         with instance_for_test(temp_dir=str(tmp_path / "dagster")) as instance:
             summary = run_pipeline(settings, instance=instance)
 
@@ -100,7 +101,7 @@ def test_whole_graph(tmp_path, monkeypatch, forge, small_corpus, s3_server, s3_b
             assert ckpt["final_loss"] < 0.8 * ckpt["first_loss"], ckpt
             client = mlflow.tracking.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
             versions = client.search_model_versions(f"name='{settings.registered_model_name}'")
-            assert [v.version for v in versions] == [str(ckpt["model_version"])]
+            assert [str(v.version) for v in versions] == [str(ckpt["model_version"])]
             history = client.get_metric_history(ckpt["mlflow_run_id"], "train_loss")
             assert len(history) >= 5
 

@@ -14,6 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 import pandas as pd
+import torch
 
 from llama_platform.training.inference import TriageModel, perplexity
 from llama_platform.training.prompts import LABELS
@@ -95,7 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", required=True, help="training-set parquet")
     parser.add_argument("--split", default="test", help="which split to score (default: test)")
     parser.add_argument("--out", required=True, help="where to write metrics JSON")
+    parser.add_argument("--cpu-threads", type=int, default=1,
+                        help="torch CPU threads (1 suits the tiny model; 0 = torch default)")
     args = parser.parse_args(argv)
+    if args.cpu_threads > 0:
+        torch.set_num_threads(args.cpu_threads)
     df = pd.read_parquet(args.data)
     check_training_frame(df)
     eval_df = df[df["split"] == args.split]

@@ -107,7 +107,7 @@ class TriageModel:
         results = []
         for row in probs.tolist():
             scores = dict(zip(self.labels, row))
-            ranked = sorted(scores, key=scores.get, reverse=True)
+            ranked = sorted(scores, key=lambda label: scores[label], reverse=True)
             chosen = [ranked[0]] + [l for l in ranked[1:] if scores[l] >= self.threshold]
             results.append({"labels": chosen, "scores": scores})
         return results

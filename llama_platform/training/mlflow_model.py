@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import mlflow.pyfunc
+from mlflow.pyfunc import PythonModel
 import pandas as pd
 
 from llama_platform.training.prompts import format_prompt
@@ -18,7 +18,7 @@ from llama_platform.training.prompts import format_prompt
 MODEL_DIR_ARTIFACT = "model_dir"
 
 
-class TriagePyfunc(mlflow.pyfunc.PythonModel):
+class TriagePyfunc(PythonModel):
     def load_context(self, context) -> None:
         from llama_platform.training.inference import TriageModel
 
@@ -53,12 +53,20 @@ def download_model_dir(model_uri: str, dst_path: str | Path, tracking_uri: str |
     MLflow stores the "model_dir" artifact under the source folder's name, so the path is read
     from the MLmodel file rather than guessed.
     """
-    import mlflow.artifacts
+    import mlflow
     from mlflow.models import Model
 
-    local = Path(mlflow.artifacts.download_artifacts(
-        artifact_uri=model_uri, dst_path=str(dst_path), tracking_uri=tracking_uri
-    ))
+    # MLflow 3.17 resolves a models:/ name through the *global* registry URI (the tracking_uri
+    # argument is not enough), so point the globals at it for the call and restore them after.
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    if tracking_uri:
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=str(dst_path)))
+    finally:
+        mlflow.set_tracking_uri(previous[0])
+        mlflow.set_registry_uri(previous[1])
     flavor = Model.load(str(local / "MLmodel")).flavors.get("python_function", {})
     try:
         relative = flavor["artifacts"][MODEL_DIR_ARTIFACT]["path"]

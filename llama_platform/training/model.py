@@ -6,6 +6,8 @@ MoE layers, chunked/NoPE attention), so the same code path scales to a real chec
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import Llama4ForCausalLM, Llama4TextConfig
@@ -76,7 +78,7 @@ def build_model(config: Llama4TextConfig, seed: int) -> Llama4ForCausalLM:
 
 def moe_layer_indices(model: torch.nn.Module) -> list[int]:
     """Indices of decoder layers whose feed-forward is a mixture of experts."""
-    base = model.get_base_model() if isinstance(model, PeftModel) else model
+    base: Any = model.get_base_model() if isinstance(model, PeftModel) else model
     return [
         i for i, layer in enumerate(base.model.layers) if hasattr(layer.feed_forward, "experts")
     ]

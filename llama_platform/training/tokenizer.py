@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterable
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-from transformers import AutoTokenizer, PreTrainedTokenizerFast
+from transformers import PreTrainedTokenizerFast
 
 from llama_platform.training.prompts import LABELS
 
@@ -61,4 +61,4 @@ def save_tokenizer(tokenizer: PreTrainedTokenizerFast, path: str | Path) -> None
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerFast:
-    return AutoTokenizer.from_pretrained(str(path))
+    return PreTrainedTokenizerFast.from_pretrained(str(path))

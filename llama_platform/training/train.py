@@ -21,11 +21,10 @@ from typing import Any, Callable
 
 import pandas as pd
 import torch
-from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
 from tqdm import tqdm
 from transformers import get_cosine_schedule_with_warmup
 
-from llama_platform.training.batching import collate, encode_example
+from llama_platform.training.batching import Encoded, collate, encode_example
 from llama_platform.training.config import TrainConfig
 from llama_platform.training.evaluate import check_training_frame, evaluate_model
 from llama_platform.training.inference import (
@@ -115,15 +114,56 @@ def plot_loss_curve(losses: list[float], val_loss: float, path: Path) -> Path:
     return path
 
 
+def fit(
+    model: torch.nn.Module,
+    examples: list[Encoded],
+    config: TrainConfig,
+    pad_token_id: int,
+    device: torch.device,
+    on_step: Callable[[int, list[float]], None] = lambda step, losses: None,
+) -> tuple[list[float], int, float]:
+    """The training loop: AdamW with warmup + cosine decay, loss on completion tokens only.
+
+    Returns the per-step losses, the number of real (unpadded) tokens seen, and the seconds taken.
+    """
+    optimizer = torch.optim.AdamW(
+        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
+    )
+    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
+    losses: list[float] = []
+    tokens = 0
+    model.train()
+    started = time.monotonic()
+    for step, idx in enumerate(batches(len(examples), config.batch_size, config.seed), start=1):
+        batch = {k: v.to(device) for k, v in collate([examples[i] for i in idx], pad_token_id).items()}
+        loss = model(**batch).loss  # transformers shifts labels; IGNORE_INDEX masks the prompt
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}")
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        losses.append(loss.item())
+        tokens += int(batch["attention_mask"].sum())
+        on_step(step, losses)
+        if step >= config.max_steps:
+            break
+    return losses, tokens, time.monotonic() - started
+
+
 def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress: bool = True) -> dict[str, Any]:
     """Run one training job; returns the result facts (also written to output_dir/result.json)."""
-    import mlflow
+    import mlflow  # here, not at the top: fit() and the rest stay importable without MLflow
 
     from llama_platform.training.mlflow_model import MODEL_DIR_ARTIFACT, PYFUNC_ENTRY
 
     started = time.monotonic()
     seed_everything(config.seed)
     device = pick_device()
+    if device.type == "cpu" and config.cpu_threads:
+        torch.set_num_threads(config.cpu_threads)
     output_dir = Path(config.output_dir)
     model_dir = output_dir / "model"
     model_dir.mkdir(parents=True, exist_ok=True)
@@ -159,46 +199,25 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
     log(f"model: {total:,} params, {trainable:,} trainable (LoRA r={config.lora_r}), "
         f"MoE layers {moe_layer_indices(model)}")
 
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    scheduler = get_cosine_schedule_with_warmup(optimizer, config.warmup_steps, config.max_steps)
-
     set_up_mlflow(config)
     with mlflow.start_run(run_name=config.run_name, tags=config.tags or None) as run:
-        mlflow.log_params({k: v for k, v in config.to_dict().items() if k != "tags"})
+        mlflow.log_params({k: v for k, v in config.public_dict().items() if k != "tags"})
         mlflow.log_params({"trainable_params": trainable, "total_params": total, "device": str(device),
                            "prompt_format_version": PROMPT_FORMAT_VERSION})
 
-        losses: list[float] = []
-        tokens = 0
-        model.train()
-        train_started = time.monotonic()
         progress = tqdm(total=config.max_steps, disable=not show_progress, desc="train", file=sys.stdout,
                         mininterval=2.0)
-        for step, idx in enumerate(batches(len(encoded), config.batch_size, config.seed), start=1):
-            batch = {k: v.to(device) for k, v in collate([encoded[i] for i in idx], tokenizer.pad_token_id).items()}
-            loss = model(**batch).loss
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {step}")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
 
-            losses.append(loss.item())
-            tokens += int(batch["attention_mask"].sum())
+        def on_step(step: int, losses: list[float]) -> None:
             mlflow.log_metric("train_loss", losses[-1], step=step)
             progress.update(1)
             progress.set_postfix(loss=f"{losses[-1]:.3f}")
             if step % config.log_every == 0 or step == config.max_steps:
                 recent = losses[-config.log_every:]
                 log(f"step {step}/{config.max_steps} loss {sum(recent) / len(recent):.4f}")
-            if step >= config.max_steps:
-                break
+
+        losses, tokens, train_seconds = fit(model, encoded, config, tokenizer.pad_token_id, device, on_step)
         progress.close()
-        train_seconds = time.monotonic() - train_started
 
         triage = TriageModel(model=model, tokenizer=tokenizer, seq_len=config.seq_len,
                              batch_size=config.eval_batch_size)
@@ -215,7 +234,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
             "seq_len": config.seq_len,
             "threshold": DEFAULT_THRESHOLD,
             "train_majority_label": majority,
-            "training_config": config.to_dict(),
+            "training_config": config.public_dict(),
         }, indent=2))
 
         head = losses[: min(10, len(losses))]
@@ -300,15 +319,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="LoRA fine-tune of a tiny Llama 4 issue-triage model")
     parser.add_argument("--config", required=True, help="TrainConfig JSON file")
     args = parser.parse_args(argv)
-    config = TrainConfig.load(args.config)
+
+    from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes  # the only Dagster import
 
     # Only under Dagster Pipes: open_dagster_pipes() would otherwise warn and hand back a mock.
     if PipesEnvVarParamsLoader().is_dagster_pipes_process():
+        # The config is read inside the pipes session so that a bad config reaches Dagster too.
         with open_dagster_pipes() as pipes:
-            result = train(config, log=pipes.log.info, show_progress=False)
+            result = train(TrainConfig.load(args.config), log=pipes.log.info, show_progress=False)
             pipes.report_asset_materialization(metadata=_pipes_metadata(result))
     else:
-        result = train(config, log=lambda msg: tqdm.write(msg, file=sys.stdout))
+        result = train(TrainConfig.load(args.config), log=lambda msg: tqdm.write(msg, file=sys.stdout))
     print(json.dumps({k: result[k] for k in ("first_loss", "final_loss", "val_loss", "model_uri")}))
     return 0
 

@@ -66,3 +66,13 @@ def test_train_config_json_round_trip_and_validation(tmp_path):
         TrainConfig(training_set_path="a", output_dir="o", mlflow_tracking_uri="sqlite:///x.db", max_steps=0)
     with pytest.raises(ValueError, match="unknown TrainConfig keys"):
         TrainConfig.from_dict({**cfg.to_dict(), "lr": 1})
+
+
+def test_public_dict_drops_tracking_credentials():
+    cfg = TrainConfig(training_set_path="a", output_dir="o",
+                      mlflow_tracking_uri="https://bob:s3cr3t-token@mlflow.example:5000/path")
+    public = cfg.public_dict()
+    assert public["mlflow_tracking_uri"] == "https://mlflow.example:5000/path"
+    assert "s3cr3t" not in str(public)
+    plain = TrainConfig(training_set_path="a", output_dir="o", mlflow_tracking_uri="sqlite:////tmp/m.db")
+    assert plain.public_dict()["mlflow_tracking_uri"] == "sqlite:////tmp/m.db"

@@ -11,7 +11,7 @@ PIPES_STEPS = 20
 
 
 def test_train_under_dagster_pipes(tmp_path, training_set_path):
-    config = short_config(tmp_path, training_set_path, max_steps=PIPES_STEPS, log_every=5,
+    config = short_config(tmp_path, training_set_path, max_steps=PIPES_STEPS, log_every=5, warmup_steps=2,
                           registered_model_name="triage-pipes-test")
     config_path = tmp_path / "train_config.json"
     config.save(config_path)
@@ -48,3 +48,30 @@ def test_train_under_dagster_pipes(tmp_path, training_set_path):
     assert Path(md["loss_curve_path"].value).is_file()
     # Same facts on disk when launched by Dagster.
     assert (Path(config.output_dir) / "result.json").is_file()
+
+
+def test_bad_config_fails_the_pipes_run_with_its_reason(tmp_path):
+    config_path = tmp_path / "train_config.json"
+    config_path.write_text('{"training_set_path": "x", "output_dir": "o", "mlflow_tracking_uri": "file:///m"}')
+
+    @dg.asset
+    def tiny_checkpoint(context: dg.AssetExecutionContext, pipes_client: dg.PipesSubprocessClient):
+        return pipes_client.run(
+            command=[sys.executable, "-m", "llama_platform.training.train", "--config", str(config_path)],
+            context=context,
+        ).get_materialize_result()
+
+    with dg.instance_for_test() as instance:
+        result = dg.materialize(
+            [tiny_checkpoint],
+            resources={"pipes_client": dg.PipesSubprocessClient(cwd=str(tmp_path))},
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert not result.success
+        text = "\n".join(
+            str(entry.dagster_event.event_specific_data) if entry.dagster_event else entry.user_message
+            for entry in instance.all_logs(result.run_id)
+        )
+    # The child's exception travels over Pipes, so the run log says why, not just "exit code 1".
+    assert "file: URI" in text

@@ -61,14 +61,16 @@ def test_registered_model_loads_with_pyfunc_and_downloads_for_serving(trained, t
     loaded = mlflow.pyfunc.load_model(result["model_uri"])
     preds = loaded.predict(pd.DataFrame({"prompt": test_df["prompt"]}))
     assert len(preds) == len(test_df)
-    accuracy = sum(p["labels"][0] == t for p, t in zip(preds, test_df["label"])) / len(test_df)
-    assert accuracy >= 0.5, preds[:3]  # 4 balanced labels: chance is 0.25
+    assert all(p["labels"][0] in LABELS for p in preds)
     # Raw issue fields are formatted with the shared prompt format.
     one = loaded.predict(pd.DataFrame([{"title": "App crashes", "body": "Traceback error", "repo": "o/r"}]))
     assert one[0]["labels"][0] in LABELS
 
     # The serving path: download the version's files and load the model directory directly.
-    model_dir = download_model_dir(result["model_uri"], tmp_path, tracking_uri=config.mlflow_tracking_uri)
+    # With the process-wide MLflow URIs pointing elsewhere, as in a fresh serving process.
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{tmp_path / 'other.db'}")
+    model_dir = download_model_dir(result["model_uri"], tmp_path / "dl", tracking_uri=config.mlflow_tracking_uri)
     model = TriageModel.load(model_dir)
     assert model.predict([test_df["prompt"].iloc[0]])[0]["scores"] == pytest.approx(preds[0]["scores"], abs=1e-5)
 
@@ -87,10 +89,10 @@ def test_inference_labels_scores_and_loss(trained, training_set):
     with pytest.raises(ValueError):
         model.predict([""])
     good = model.loss(val["prompt"].tolist(), val["completion"].tolist())
-    wrong = model.loss(val["prompt"].tolist(), [" docs" if c != " docs" else " bug" for c in val["completion"]])
     assert good == pytest.approx(trained["result"]["val_loss"], rel=1e-4)
-    # Only the label token differs (EOS is shared), so the mean rises by a few times, not more.
-    assert wrong > 2 * good and wrong > good + 0.5
+    # After 40 steps the model knows the answer format, so any label beats a non-label word.
+    garbage = model.loss(val["prompt"].tolist(), [" Traceback"] * len(val))
+    assert garbage > good + 1.0
 
 
 def test_evaluate_metrics_and_cli(trained, training_set, training_set_path, tmp_path):
@@ -101,7 +103,7 @@ def test_evaluate_metrics_and_cli(trained, training_set, training_set_path, tmp_
     assert 0 < metrics["val_loss"] < 10
     assert metrics["perplexity"] > 1
     assert 0.0 <= metrics["label_accuracy"] <= 1.0
-    assert metrics["label_accuracy"] > metrics["majority_baseline_accuracy"]
+    assert metrics["majority_baseline_accuracy"] == pytest.approx(0.25)  # balanced synthetic labels
     assert metrics["majority_baseline_from"] == "train"
     assert sum(v["support"] for v in metrics["per_label"].values()) == len(test_df)
     assert sum(v["predicted"] for v in metrics["per_label"].values()) == len(test_df)
@@ -126,3 +128,19 @@ def test_bad_training_set_is_refused_with_reason(tmp_path, training_set):
     with pytest.raises(ValueError, match=r"1 training-set rows are invalid.*label not in"):
         train(short_config(tmp_path, path), log=lambda m: None, show_progress=False)
     assert not (tmp_path / "mlflow.db").exists()  # refused before any run was logged
+
+
+@pytest.mark.slow
+def test_default_length_run_learns_to_read_labels(tmp_path, training_set_path, training_set):
+    """The default step count takes the tiny model from the label prior to reading the text."""
+    from llama_platform.training.config import TrainConfig
+    from llama_platform.training.train import train
+
+    defaults = TrainConfig(training_set_path="-", output_dir="-", mlflow_tracking_uri="sqlite:///-")
+    config = short_config(tmp_path, training_set_path, max_steps=defaults.max_steps, registered_model_name=None)
+    result = train(config, log=lambda m: None, show_progress=False)
+    assert result["final_loss"] < 0.15 * result["first_loss"]
+    assert result["model_version"] is None and result["model_uri"].startswith("models:/m-")
+    metrics = evaluate(Path(config.output_dir) / "model", training_set[training_set["split"] == "test"])
+    assert metrics["label_accuracy"] >= 0.8
+    assert metrics["label_accuracy"] > metrics["majority_baseline_accuracy"] + 0.4
