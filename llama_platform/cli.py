@@ -153,7 +153,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"\nPipeline finished in {summary['seconds']:.0f}s over {len(summary['repos'])} repos.")
         print(f"Endpoint: {summary['endpoint_url']}")
         print(f"  curl -H \"Authorization: Bearer {key_hint}\" {summary['endpoint_url']} "
-              "-d '{\"instances\": [{\"title\": \"Crash on start\", \"body\": \"Traceback ...\"}]}'")
+              "-d '{\"instances\": [{\"title\": \"Crash on start\", \"body\": \"Traceback ...\", \"repo\": \"weavekit/weave\"}]}'")
         if args.once:
             return 0
         print(f"Dagster UI: {ui.url}/asset-groups (lineage), {ui.url}/runs (runs)")

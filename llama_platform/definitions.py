@@ -99,6 +99,7 @@ def build_resources(settings: Settings) -> dict:
             state_dir=str(settings.home / "serving"),
             tracking_uri=settings.mlflow_tracking_uri,
             api_key=_secret(SERVING_API_KEY_ENV, settings),
+            feature_repo=str(settings.home / "feast" / "repo"),
         ),
     }
 

@@ -6,18 +6,12 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, Out
 from llama_platform.assets.common import column_schema, preview
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.data.snapshot import read_snapshot
+from llama_platform.features.online import prompt_feature_columns
 from llama_platform.features.sources import build_feature_tables
 from llama_platform.features.store import historical_features, materialize, open_feature_store, write_feature_store
 from llama_platform.resources.feast import FeastResource
 from llama_platform.resources.object_store import ObjectStoreResource
 from llama_platform.training.prompts import format_completion, format_prompt
-
-
-def prompt_feature_columns(feature_cols: list[str]) -> list[str]:
-    """Only repo-level, point-in-time features go into prompts: they are known when a new issue
-    arrives (the endpoint can look them up online). Issue-level ones such as is_closed or
-    n_comments describe the issue's future and would leak into training."""
-    return [c for c in feature_cols if c.startswith("repo_")]
 
 
 def _snapshot(context: AssetExecutionContext, object_store: ObjectStoreResource) -> tuple[pd.DataFrame, str]:
@@ -82,7 +76,7 @@ def training_set(
         format_prompt(r.title, r.body, r.repo, {c: getattr(r, c) for c in prompt_cols})
         for r in df.itertuples(index=False)
     ]
-    df["completion"] = df["labels"].map(lambda labels: format_completion(list(labels)))
+    df["completion"] = [format_completion(list(r.labels), primary=r.label) for r in df.itertuples(index=False)]
     out = df[["issue_id", "split", "prompt", "completion", "labels", "label", *feature_cols]]
     split_counts = out["split"].value_counts().to_dict()
     context.log.info(f"training set: {split_counts}")

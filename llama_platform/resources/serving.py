@@ -27,6 +27,8 @@ class LocalEndpointResource(ConfigurableResource):
     model_name: str = "llama4-triage"
     # dagster.EnvVar in definitions; handed to the server process through its environment only.
     api_key: Optional[str] = None
+    # Feast repo dir: the server looks up the prompts' repo features in its online store.
+    feature_repo: Optional[str] = None
 
     @property
     def url(self) -> str:
@@ -55,6 +57,8 @@ class LocalEndpointResource(ConfigurableResource):
             "--host", self.host,
             "--http-port", str(self.port),
         ]
+        if self.feature_repo:
+            cmd += ["--feature-repo", self.feature_repo]
         proc = start_service(
             "kserve", cmd, state_dir / "endpoint.log", env={"LLAMA_PLATFORM_API_KEY": self.api_key}
         )

@@ -75,6 +75,7 @@ class TriagePredictor(kserve.Model):
         download_dir: str | Path | None = None,
         prompt_fn: Callable[..., str] = format_prompt,
         max_instances: int = MAX_INSTANCES,
+        feature_lookup: Callable[[list[str]], list[dict]] | None = None,
     ):
         super().__init__(name)
         if model is None and not model_dir and not model_uri:
@@ -86,6 +87,8 @@ class TriagePredictor(kserve.Model):
         self.download_dir = Path(download_dir) if download_dir else None
         self.prompt_fn = prompt_fn
         self.max_instances = max_instances
+        # Fills in the repo features training prompts had, for instances that bring none.
+        self.feature_lookup = feature_lookup
 
     def load(self) -> bool:
         if self.model is None:
@@ -108,6 +111,11 @@ class TriagePredictor(kserve.Model):
             instances = _v1_instances(payload)
         if len(instances) > self.max_instances:
             raise InvalidInput(f"at most {self.max_instances} instances per request, got {len(instances)}")
+        if self.feature_lookup is not None:
+            missing = [i for i in instances if i.get("features") is None]
+            looked_up = await asyncio.to_thread(self.feature_lookup, [i["repo"] for i in missing])
+            for inst, feats in zip(missing, looked_up):
+                inst["features"] = feats
         prompts = [self.prompt_fn(i["title"], i["body"], i["repo"], i.get("features")) for i in instances]
         # The model is CPU/GPU-bound: keep the event loop free for health probes meanwhile.
         results = await asyncio.to_thread(self.model.predict, prompts)

@@ -79,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--http-port", type=int, default=8080)
     p.add_argument("--download-dir", help="where to put a downloaded model (default: a temp dir)")
+    p.add_argument("--feature-repo", help="a Feast repo dir: look up the prompts' repo features online")
     return p
 
 
@@ -95,13 +96,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.model_uri and not args.tracking_uri:
         print("error: --model-uri needs --tracking-uri", file=sys.stderr)
         return 2
+    feature_lookup = None
+    if args.feature_repo:
+        from pathlib import Path
+
+        from llama_platform.features.online import RepoFeatureLookup
+        from llama_platform.features.store import FeatureRepoConfig
+
+        repo_dir = Path(args.feature_repo)
+        feature_lookup = RepoFeatureLookup(FeatureRepoConfig(repo_dir=repo_dir, data_dir=repo_dir.parent))
     predictor = TriagePredictor(
         args.name,
+        feature_lookup=feature_lookup,
         model_dir=args.model_dir,
         model_uri=args.model_uri,
         tracking_uri=args.tracking_uri,
         download_dir=args.download_dir,
     )
+    import torch
+
+    # One thread: the tiny CPU model is faster single-threaded on a small shared machine (measured).
+    if not torch.cuda.is_available():
+        torch.set_num_threads(1)
     predictor.load()
     serve(predictor, api_key, host=args.host, http_port=args.http_port)
     return 0

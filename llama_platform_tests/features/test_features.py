@@ -178,3 +178,17 @@ def test_historical_refuses_entity_columns_that_clash_with_features(feature_stor
                               "event_timestamp": [_ts("2024-01-02T00:00Z")], "n_comments": [3]})
     with pytest.raises(ValueError, match="n_comments"):
         historical_features(store, entity_df)
+
+
+def test_endpoint_lookup_gives_the_repo_features_prompts_were_trained_with(feature_store):
+    from llama_platform.features.online import RepoFeatureLookup, prompt_feature_columns
+
+    cfg, store, _ = feature_store
+    materialize(store, datetime(2023, 1, 1, tzinfo=timezone.utc), datetime(2025, 1, 1, tzinfo=timezone.utc))
+    lookup = RepoFeatureLookup(cfg)
+    known, unknown = lookup(["a/b", "nobody/none"])
+    assert known["repo_issues_before"] == 4
+    assert known[label_feature_name("bug")] == pytest.approx(0.5)
+    assert set(known) == set(prompt_feature_columns(list(known)))  # repo-level only: nothing that leaks
+    assert unknown == {}
+    assert prompt_feature_columns(["n_comments", "is_closed", "repo_issues_before"]) == ["repo_issues_before"]
