@@ -138,6 +138,7 @@ def _stop_on_failed_blocking_checks(result) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    _restore_interrupts()
     settings = load_settings()
     prepare_home(settings)
     procs = start_local_services(settings, with_mlflow_ui=not args.once)
@@ -166,6 +167,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         _shutdown(settings, procs)
 
 
+def _restore_interrupts() -> None:
+    # A shell's background job (or make) can start us with SIGINT ignored; Ctrl-C must still work.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _wait_for_interrupt() -> None:
     stop = []
     signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
@@ -186,6 +192,7 @@ def _shutdown(settings: Settings, procs: list) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
+    _restore_interrupts()
     settings = load_settings()
     prepare_home(settings)
     procs = start_local_services(settings, with_mlflow_ui=True)

@@ -23,7 +23,10 @@ GITEE_TOKEN_ENV = "GITEE_TOKEN"
 SERVING_API_KEY_ENV = "LLAMA_PLATFORM_API_KEY"
 S3_ACCESS_KEY_ENV = "AWS_ACCESS_KEY_ID"
 S3_SECRET_KEY_ENV = "AWS_SECRET_ACCESS_KEY"
-SECRET_ENV_VARS = (GITHUB_TOKEN_ENV, GITEE_TOKEN_ENV, SERVING_API_KEY_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV)
+# A GitHub App's private key (PEM text); or give its file as GITHUB_APP_PRIVATE_KEY_PATH.
+GITHUB_APP_PRIVATE_KEY_ENV = "GITHUB_APP_PRIVATE_KEY"
+SECRET_ENV_VARS = (GITHUB_TOKEN_ENV, GITEE_TOKEN_ENV, SERVING_API_KEY_ENV, S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV,
+                   GITHUB_APP_PRIVATE_KEY_ENV)
 
 
 class SettingsError(ValueError):
@@ -50,9 +53,16 @@ class Settings:
     registered_model_name: str = "llama4-issue-triage"
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
-    train_steps: int = 120
+    train_steps: int = 200
     train_batch_size: int = 16
     mlflow_ui_url: str | None = None
+    # GitHub App auth (instead of GITHUB_TOKEN): app id, installation id, and the private key's file
+    # (or its PEM in the secret GITHUB_APP_PRIVATE_KEY).
+    github_app_id: str | None = None
+    github_app_installation_id: int | None = None
+    github_app_private_key_path: Path | None = None
+    # Longest single wait for a forge's rate limit or retry; longer ones fail with RateLimitExhausted.
+    forge_max_wait_s: float = 60.0
     # Names (never values) of the secret env vars that are set; resources read them as EnvVar.
     secrets_present: frozenset[str] = frozenset()
 
@@ -87,6 +97,16 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
 
 
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from environment variables (documented in README's configuration table)."""
     env = os.environ if env is None else env
@@ -117,9 +137,13 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         registered_model_name=env.get("LLAMA_PLATFORM_MODEL_NAME", "llama4-issue-triage"),
         serve_host=env.get("LLAMA_PLATFORM_SERVE_HOST", "127.0.0.1"),
         serve_port=_int(env, "LLAMA_PLATFORM_SERVE_PORT", 8080),
-        train_steps=_int(env, "LLAMA_PLATFORM_TRAIN_STEPS", 120),
+        train_steps=_int(env, "LLAMA_PLATFORM_TRAIN_STEPS", 200),
         train_batch_size=_int(env, "LLAMA_PLATFORM_TRAIN_BATCH_SIZE", 16),
         mlflow_ui_url=env.get("LLAMA_PLATFORM_MLFLOW_UI_URL") or None,
+        github_app_id=env.get("GITHUB_APP_ID") or None,
+        github_app_installation_id=_int(env, "GITHUB_APP_INSTALLATION_ID", 0) or None,
+        github_app_private_key_path=Path(env["GITHUB_APP_PRIVATE_KEY_PATH"]) if env.get("GITHUB_APP_PRIVATE_KEY_PATH") else None,
+        forge_max_wait_s=_float(env, "LLAMA_PLATFORM_FORGE_MAX_WAIT_S", 60.0),
         secrets_present=frozenset(n for n in SECRET_ENV_VARS if env.get(n)),
     )
 

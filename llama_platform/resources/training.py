@@ -10,5 +10,5 @@ class TrainingResource(ConfigurableResource):
     max_steps: int = 120
     batch_size: int = 16
     learning_rate: float = 3e-3
-    seq_len: int = 256
+    seq_len: int = 320
     seed: int = 0

@@ -50,7 +50,7 @@ def test_serves_a_registered_model_from_mlflow(registered_model):
     proc = start_service("kserve-real", cmd, root / "server.log", env={"LLAMA_PLATFORM_API_KEY": API_KEY})
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_http_ok(f"{url}/v2/health/ready", proc, timeout=120)
+        wait_http_ok(f"{url}/v2/health/ready", proc, timeout=300)
         instances = [
             {"title": "the parser crashes on startup", "body": "Traceback and a segfault.", "repo": "acme/widgets"},
             {"title": "Docs: missing example", "repo": "octo/tools"},
