@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from llama_platform.settings import SERVING_API_KEY_ENV, Settings, load_settings
+from llama_platform.snapshot_cli import add_snapshot_commands
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGED_INSTANCE_YAML = Path(__file__).resolve().parent / "dagster.yaml"
@@ -20,6 +21,7 @@ PACKAGED_INSTANCE_YAML = Path(__file__).resolve().parent / "dagster.yaml"
 STAGES = [
     ("clean", ["cleaned_issues", "quarantined_issues"]),
     ("snapshot", ["issue_snapshot"]),
+    ("data-quality report", ["dataset_report"]),
     ("features", ["issue_features"]),
     ("training set", ["training_set"]),
     ("fine-tune", ["finetuned_checkpoint"]),
@@ -91,27 +93,49 @@ def start_dagster_ui(settings: Settings, port: int):
 
 
 def run_pipeline(settings: Settings, instance=None) -> dict:
-    """Materialise every asset on the instance, one Dagster run per stage, with progress."""
-    from dagster import AssetKey, DagsterInstance, materialize
+    """Materialise every asset on the instance, with progress: one single-run backfill per repo over
+    all its windows, then one Dagster run per downstream stage (each visible in the UI)."""
+    from dagster import AssetKey, DagsterInstance, MultiPartitionKey, execute_job, materialize, reconstructable
     from tqdm import tqdm
 
-    from llama_platform.definitions import ASSETS, build_resources, repo_partitions
+    from llama_platform import definitions
     from llama_platform.sources.repos import load_repos
 
     instance = instance or DagsterInstance.get()
-    resources = build_resources(settings)
+    defs = definitions.build_definitions(settings)
+    resources = definitions.build_resources(settings)
+    assets = [*defs.assets, *definitions.ASSET_CHECKS]
     repos = load_repos(settings.repos_file, settings.repos_override)
-    instance.add_dynamic_partitions(repo_partitions.name, repos)
+    instance.add_dynamic_partitions(definitions.repo_partitions.name, repos)
+    ingest = defs.resolve_job_def("ingest_job")
+    windows = ingest.partitions_def.get_partitions_def_for_dimension("window").get_partition_keys()
     started = time.monotonic()
     with tqdm(total=len(repos) + len(STAGES), desc="pipeline", unit="step") as bar:
         for repo in repos:
             bar.set_postfix_str(f"raw_issues[{repo}]")
-            materialize(ASSETS, selection=["raw_issues"], partition_key=repo, instance=instance, resources=resources)
+            first = MultiPartitionKey({"repo": repo, "window": windows[0]})
+            last = MultiPartitionKey({"repo": repo, "window": windows[-1]})
+            result = ingest.execute_in_process(
+                instance=instance,
+                tags={"dagster/asset_partition_range_start": str(first), "dagster/asset_partition_range_end": str(last)},
+            )
+            if not result.success:
+                raise RuntimeError(f"ingesting {repo} failed: see the run {result.run_id} in the UI / logs")
             bar.update()
         for title, keys in STAGES:
             bar.set_postfix_str(title)
-            result = materialize(ASSETS, selection=keys, instance=instance, resources=resources)
-            _stop_on_failed_blocking_checks(result)
+            if keys == ["dataset_report"]:
+                # dagstermill executes the notebook through a reconstructable job, not in-process assets.
+                with execute_job(
+                    reconstructable(definitions.dataset_report_job_def),
+                    instance=instance,
+                    run_config={"execution": {"config": {"in_process": {}}}},
+                ) as report:
+                    if not report.success:
+                        raise RuntimeError("the dataset report notebook failed: see its run in the UI")
+            else:
+                result = materialize(assets, selection=keys, instance=instance, resources=resources)
+                _stop_on_failed_blocking_checks(result)
             bar.update()
     endpoint = instance.get_latest_materialization_event(AssetKey("deployed_endpoint"))
     meta = endpoint.asset_materialization.metadata
@@ -143,12 +167,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     prepare_home(settings)
     procs = start_local_services(settings, with_mlflow_ui=not args.once)
     settings = load_settings()  # picks up the replay forge / MLflow UI URLs just started
-    ui = None
     try:
-        if not args.once:
-            ui = start_dagster_ui(settings, args.ui_port)
-            procs.append(ui)
-            print(f"Dagster UI: {ui.url} (watch the runs as the pipeline goes)", flush=True)
         summary = run_pipeline(settings)
         key_hint = f"$(cat {settings.home / 'api_key'})" if (settings.home / "api_key").exists() else f"${SERVING_API_KEY_ENV}"
         print(f"\nPipeline finished in {summary['seconds']:.0f}s over {len(summary['repos'])} repos.")
@@ -157,6 +176,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               "-d '{\"instances\": [{\"title\": \"Crash on start\", \"body\": \"Traceback ...\", \"repo\": \"weavekit/weave\"}]}'")
         if args.once:
             return 0
+        # Started after the pipeline: its daemon runs the sensors and automation, which would
+        # otherwise race the runs above.
+        ui = start_dagster_ui(settings, args.ui_port)
+        procs.append(ui)
         print(f"Dagster UI: {ui.url}/asset-groups (lineage), {ui.url}/runs (runs)")
         if os.environ.get("LLAMA_PLATFORM_MLFLOW_UI_URL"):
             print(f"MLflow UI: {os.environ['LLAMA_PLATFORM_MLFLOW_UI_URL']}")
@@ -230,6 +253,15 @@ def cmd_forge(args: argparse.Namespace) -> int:
     return forge_main(["--corpus", str(args.corpus or settings.corpus_dir), "--host", "127.0.0.1", "--port", str(args.port)]) or 0
 
 
+def _snapshot_store():
+    from llama_platform.data.store import open_store
+    from llama_platform.settings import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, secret_from_env
+
+    s = load_settings()
+    return open_store(s.store_url, s.s3_endpoint_url, secret_from_env(S3_ACCESS_KEY_ENV),
+                      secret_from_env(S3_SECRET_KEY_ENV), s.s3_region)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llama-platform", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -245,6 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--source", choices=["github", "gitee"], default="github")
     rec.add_argument("--out", default="recorded_corpus")
     rec.set_defaults(func=cmd_record)
+    add_snapshot_commands(sub, _snapshot_store)
     forge = sub.add_parser("forge", help="serve the replay forge in the foreground")
     forge.add_argument("--corpus", default=None)
     forge.add_argument("--port", type=int, default=8765)

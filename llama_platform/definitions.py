@@ -4,18 +4,28 @@ from __future__ import annotations
 
 from dagster import (
     AssetSelection,
+    AutomationConditionSensorDefinition,
+    DefaultSensorStatus,
     Definitions,
     EnvVar,
     PipesSubprocessClient,
     define_asset_job,
 )
+from dagstermill import ConfigurableLocalOutputNotebookIOManager
 
-from llama_platform.assets.cleaning import clean
+from llama_platform.assets.cleaning import clean, no_secret_survives
 from llama_platform.assets.evaluation import model_evaluation
 from llama_platform.assets.features import issue_features, training_set
-from llama_platform.assets.raw import make_repo_registry_sensor, raw_issues, repo_partitions
+from llama_platform.assets.raw import (
+    RAW_ASSET,
+    build_raw_issues,
+    make_freshness_sensor,
+    make_repo_registry_sensor,
+    repo_partitions,
+)
+from llama_platform.assets.report import dataset_report
 from llama_platform.assets.serving import deployed_endpoint
-from llama_platform.assets.snapshot import issue_snapshot
+from llama_platform.assets.snapshot import issue_snapshot, snapshot_schema
 from llama_platform.assets.training import finetuned_checkpoint
 from llama_platform.resources.feast import FeastResource
 from llama_platform.resources.forges import ForgeResource
@@ -26,6 +36,7 @@ from llama_platform.resources.serving import LocalEndpointResource
 from llama_platform.resources.training import TrainingResource
 from llama_platform.settings import (
     GITEE_TOKEN_ENV,
+    GITHUB_APP_PRIVATE_KEY_ENV,
     GITHUB_TOKEN_ENV,
     S3_ACCESS_KEY_ENV,
     S3_SECRET_KEY_ENV,
@@ -34,28 +45,25 @@ from llama_platform.settings import (
     load_settings,
 )
 
-ASSETS = [
-    raw_issues,
+DOWNSTREAM_ASSETS = [
     clean,
     issue_snapshot,
+    dataset_report,
     issue_features,
     training_set,
     finetuned_checkpoint,
     model_evaluation,
     deployed_endpoint,
 ]
+ASSET_CHECKS = [no_secret_survives, snapshot_schema]
 
-ingest_job = define_asset_job(
-    "ingest_job",
-    selection=AssetSelection.assets(raw_issues),
-    partitions_def=repo_partitions,
-    description="Fetch one repo partition of raw issues from its forge.",
-)
 train_and_deploy_job = define_asset_job(
     "train_and_deploy_job",
-    selection=AssetSelection.all() - AssetSelection.assets(raw_issues),
+    selection=AssetSelection.all() - AssetSelection.assets(RAW_ASSET, "dataset_report"),
     description="Everything downstream of raw issues: clean, snapshot, features, train, evaluate, deploy.",
 )
+# dagstermill runs its notebook through a reconstructable job (see dataset_report_job_def).
+dataset_report_job = define_asset_job("dataset_report_job", selection=AssetSelection.assets("dataset_report"))
 
 
 def _secret(name: str, settings: Settings):
@@ -74,10 +82,16 @@ def build_resources(settings: Settings) -> dict:
         "parquet_io_manager": ParquetIOManager(**store),
         "object_store": ObjectStoreResource(**store),
         "forges": ForgeResource(
+            checkpoint_dir=str(settings.home / "checkpoints"),
             github_base_url=settings.github_api_url,
             gitee_base_url=settings.gitee_api_url,
             github_token=_secret(GITHUB_TOKEN_ENV, settings),
             gitee_token=_secret(GITEE_TOKEN_ENV, settings),
+            max_wait_s=settings.forge_max_wait_s,
+            github_app_id=settings.github_app_id,
+            github_app_installation_id=settings.github_app_installation_id,
+            github_app_private_key=_secret(GITHUB_APP_PRIVATE_KEY_ENV, settings),
+            github_app_private_key_path=str(settings.github_app_private_key_path) if settings.github_app_private_key_path else None,
         ),
         "feast": FeastResource(data_dir=str(settings.home / "feast")),
         "training": TrainingResource(
@@ -93,6 +107,7 @@ def build_resources(settings: Settings) -> dict:
             artifact_location=settings.mlflow_artifact_location,
         ),
         "pipes_subprocess_client": PipesSubprocessClient(),
+        "output_notebook_io_manager": ConfigurableLocalOutputNotebookIOManager(base_dir=str(settings.home / "notebooks")),
         "endpoint": LocalEndpointResource(
             host=settings.serve_host,
             port=settings.serve_port,
@@ -105,12 +120,35 @@ def build_resources(settings: Settings) -> dict:
 
 
 def build_definitions(settings: Settings) -> Definitions:
+    raw_issues = build_raw_issues(settings.history_start)
+    ingest_job = define_asset_job(
+        "ingest_job",
+        selection=AssetSelection.assets(raw_issues),
+        partitions_def=raw_issues.partitions_def,
+        description="Fetch raw issues for a set of repo x month partitions (one forge pass per repo).",
+    )
     return Definitions(
-        assets=ASSETS,
-        jobs=[ingest_job, train_and_deploy_job],
-        sensors=[make_repo_registry_sensor(settings.repos_file, settings.repos_override)],
+        assets=[raw_issues, *DOWNSTREAM_ASSETS],
+        asset_checks=ASSET_CHECKS,
+        jobs=[ingest_job, train_and_deploy_job, dataset_report_job],
+        sensors=[
+            make_repo_registry_sensor(settings.repos_file, settings.repos_override, raw_issues),
+            make_freshness_sensor(raw_issues),
+            AutomationConditionSensorDefinition(
+                "automation_sensor",
+                target=AssetSelection.all(),
+                default_status=DefaultSensorStatus.RUNNING,
+                minimum_interval_seconds=30,
+                description="Evaluates the assets' automation conditions (downstream follows upstream).",
+            ),
+        ],
         resources=build_resources(settings),
     )
 
 
 defs = build_definitions(load_settings())
+
+
+def dataset_report_job_def():
+    """Module-level so dagster.reconstructable() can rebuild the report job in the notebook kernel."""
+    return defs.resolve_job_def("dataset_report_job")

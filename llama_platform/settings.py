@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Mapping
 
@@ -53,6 +54,8 @@ class Settings:
     registered_model_name: str = "llama4-issue-triage"
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
+    # First update-time window of raw_issues (monthly partitions from here on).
+    history_start: str = "2024-01-01"
     train_steps: int = 200
     train_batch_size: int = 16
     mlflow_ui_url: str | None = None
@@ -107,6 +110,15 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
 
 
+def _date(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    try:
+        datetime.strptime(raw, "%Y-%m-%d")
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a date YYYY-MM-DD, got {raw!r}") from exc
+    return raw
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Build Settings from environment variables (documented in README's configuration table)."""
     env = os.environ if env is None else env
@@ -137,6 +149,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         registered_model_name=env.get("LLAMA_PLATFORM_MODEL_NAME", "llama4-issue-triage"),
         serve_host=env.get("LLAMA_PLATFORM_SERVE_HOST", "127.0.0.1"),
         serve_port=_int(env, "LLAMA_PLATFORM_SERVE_PORT", 8080),
+        history_start=_date(env, "LLAMA_PLATFORM_HISTORY_START", "2024-01-01"),
         train_steps=_int(env, "LLAMA_PLATFORM_TRAIN_STEPS", 200),
         train_batch_size=_int(env, "LLAMA_PLATFORM_TRAIN_BATCH_SIZE", 16),
         mlflow_ui_url=env.get("LLAMA_PLATFORM_MLFLOW_UI_URL") or None,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import secrets
+
 import pytest
 
 from llama_platform_tests.support.seaweedfs import S3Server, start_seaweedfs
@@ -16,6 +19,8 @@ def s3_server(tmp_path_factory) -> S3Server:
 
 @pytest.fixture()
 def s3_bucket(s3_server: S3Server, request) -> str:
-    name = "t-" + request.node.name.lower().replace("_", "-")[:40].strip("-")
+    # Bucket names allow only [a-z0-9-]: parametrized ids like "test_x[s3]" must be cleaned.
+    slug = re.sub(r"[^a-z0-9-]+", "-", request.node.name.lower())[:40].strip("-")
+    name = f"t-{slug}-{secrets.token_hex(3)}"
     s3_server.make_bucket(name)
     return name

@@ -27,7 +27,11 @@ def describe_graph() -> dict:
             "partitions": None if partitions is None else {
                 "type": type(partitions).__name__,
                 "name": getattr(partitions, "name", None),
+                "dimensions": {d.name: type(d.partitions_def).__name__ for d in partitions.partitions_defs}
+                if hasattr(partitions, "partitions_defs") else None,
             },
+            "backfill_policy": node.backfill_policy.policy_type.value.lower() if node.backfill_policy else None,
+            "automation": node.automation_condition.get_label() if node.automation_condition else None,
             "checks": sorted(c.name for c in node.check_keys),
         }
     return {
@@ -48,6 +52,9 @@ def test_asset_graph_matches_snapshot():
 def test_graph_is_the_designed_spine():
     assets = describe_graph()["assets"]
     assert assets["cleaned_issues"]["deps"] == ["raw_issues"]
-    assert assets["raw_issues"]["partitions"] == {"type": "DynamicPartitionsDefinition", "name": "repos"}
+    assert assets["raw_issues"]["partitions"]["type"] == "MultiPartitionsDefinition"
+    assert assets["raw_issues"]["partitions"]["dimensions"] == {"repo": "DynamicPartitionsDefinition", "window": "MonthlyPartitionsDefinition"}
+    assert assets["raw_issues"]["backfill_policy"] == "single_run"
+    assert assets["training_set"]["automation"] is not None
     assert "reconciliation" in assets["cleaned_issues"]["checks"]
     assert assets["deployed_endpoint"]["deps"] == ["finetuned_checkpoint", "model_evaluation"]

@@ -90,6 +90,9 @@ def test_whole_graph(tmp_path, monkeypatch, forge, small_corpus, s3_server, s3_b
             bodies = " ".join(df["body"].astype(str))
             assert "ghp_" not in bodies and "BEGIN RSA PRIVATE KEY" not in bodies
 
+            report = _meta(instance, "dataset_report")
+            assert report  # the executed data-quality notebook is linked in its metadata
+
             # features + training set
             feats = _meta(instance, "issue_features")
             assert len(feats["feature_views"]) >= 3

@@ -2,6 +2,7 @@
 
 import pandas as pd
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
@@ -10,11 +11,14 @@ from dagster import (
     AssetOut,
     MetadataValue,
     Output,
+    asset_check,
     multi_asset,
 )
 from dagster_pandera import pandera_schema_to_dagster_type
 
+from llama_platform.assets.automation import follow_raw
 from llama_platform.assets.common import bar_plot, column_schema, png_markdown, preview
+from llama_platform.data import quality
 from llama_platform.data.cleaning import clean_issues
 from llama_platform.data.schemas import CleanedIssuesSchema, QuarantinedIssuesSchema
 
@@ -25,12 +29,14 @@ from llama_platform.data.schemas import CleanedIssuesSchema, QuarantinedIssuesSc
     outs={
         "cleaned_issues": AssetOut(
             io_manager_key="parquet_io_manager",
+            automation_condition=follow_raw,
             dagster_type=pandera_schema_to_dagster_type(CleanedIssuesSchema),
             description="Training-ready issues: normalised, de-botted, auto-text stripped, PII/secrets redacted, near-deduplicated.",
             kinds={"pandas", "parquet"},
         ),
         "quarantined_issues": AssetOut(
             io_manager_key="parquet_io_manager",
+            automation_condition=follow_raw,
             dagster_type=pandera_schema_to_dagster_type(QuarantinedIssuesSchema),
             description="Every raw record that could not be used, with the reason.",
             kinds={"pandas", "parquet"},
@@ -86,11 +92,34 @@ def clean(context: AssetExecutionContext, raw_issues: pd.DataFrame):
             "preview": preview(result.quarantined, ["issue_id", "reason", "detail"]),
         },
     )
-    per_reason_ok = sum(filtered_by_reason.values()) == n_filt and sum(quarantined_by_reason.values()) == n_quar
+    outcome = quality.reconcile(
+        raw_count=n_raw,
+        cleaned_count=n_clean,
+        quarantined_reasons=result.quarantined["reason"],
+        filtered_reasons=result.filtered["reason"],
+        reported={"quarantined": quarantined_by_reason, "filtered": filtered_by_reason},
+    )
     yield AssetCheckResult(
         check_name="reconciliation",
         asset_key="cleaned_issues",
-        passed=bool(n_raw == n_clean + n_quar + n_filt and per_reason_ok),
+        passed=outcome.passed,
         severity=AssetCheckSeverity.ERROR,
-        metadata={"raw": n_raw, "cleaned": n_clean, "quarantined": n_quar, "filtered": n_filt},
+        description=outcome.description,
+        metadata=outcome.metadata,
+    )
+
+
+@asset_check(
+    asset="cleaned_issues",
+    blocking=True,
+    description="re-scan of the cleaned text (title, body, comments) with the redactor's detectors: no PII or secret survives",
+)
+def no_secret_survives(context: AssetCheckExecutionContext, cleaned_issues: pd.DataFrame) -> AssetCheckResult:
+    outcome = quality.no_secret_survives(cleaned_issues)
+    context.log.info(outcome.description)
+    return AssetCheckResult(
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata=outcome.metadata,
     )

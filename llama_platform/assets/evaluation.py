@@ -11,6 +11,7 @@ from dagster import (
     asset,
 )
 
+from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.common import bar_plot, png_markdown
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.training.evaluate import evaluate
@@ -18,6 +19,7 @@ from llama_platform.training.evaluate import evaluate
 
 @asset(
     group_name="training",
+    automation_condition=follow_upstream,
     deps=["finetuned_checkpoint"],
     description="Validation-split loss, perplexity and label accuracy, with a majority-class baseline.",
     kinds={"pytorch"},

@@ -3,6 +3,7 @@
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, Output, asset
 
+from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.common import column_schema, preview
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.data.snapshot import read_snapshot
@@ -22,6 +23,7 @@ def _snapshot(context: AssetExecutionContext, object_store: ObjectStoreResource)
 
 @asset(
     group_name="features",
+    automation_condition=follow_upstream,
     deps=["issue_snapshot"],
     description="Feast feature views (issue, repo, author) applied and materialised into the sqlite online store.",
     kinds={"feast", "sqlite"},
@@ -51,6 +53,7 @@ def issue_features(
 
 @asset(
     group_name="features",
+    automation_condition=follow_upstream,
     deps=["issue_features", "issue_snapshot"],
     io_manager_key="parquet_io_manager",
     description="Prompt-formatted examples (issue -> labels) joined point-in-time with Feast features.",

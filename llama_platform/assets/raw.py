@@ -1,60 +1,148 @@
-"""Stage 1: raw issues, exactly as each forge sent them, one dynamic partition per repo."""
+"""Stage 1: raw issues, exactly as each forge sent them, partitioned by repo x update-time month.
+
+A run covering many windows of a repo (a backfill; BackfillPolicy.single_run) makes one paginated
+pass per repo from the first window's start, sorted by update time, and writes every window it
+covers. Refreshing windows that are already stored asks the forge only for what changed since the
+last refresh (`since` = the stored high-water mark).
+"""
+
+import json
+from collections import defaultdict
+from datetime import datetime, timezone
+from urllib.parse import quote
 
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetSelection,
-    RunRequest,
+    BackfillPolicy,
+    DefaultSensorStatus,
     DynamicPartitionsDefinition,
     MetadataValue,
+    MonthlyPartitionsDefinition,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
     Output,
+    RunRequest,
     SensorEvaluationContext,
     SensorResult,
     asset,
     sensor,
 )
 
-from llama_platform.assets.common import column_schema, preview
+from llama_platform.assets.common import bar_plot, png_markdown, preview
 from llama_platform.resources.forges import ForgeResource
+from llama_platform.resources.object_store import ObjectStoreResource
 from llama_platform.sources.records import raw_frame
 from llama_platform.sources.repos import load_repos, parse_repo_key
+from llama_platform.sources.windows import IngestState, advance_state, merge_versions, plan_fetch, window_of
 
 repo_partitions = DynamicPartitionsDefinition(name="repos")
+RAW_ASSET = AssetKey("raw_issues")
 
 
-@asset(
-    partitions_def=repo_partitions,
-    group_name="ingestion",
-    io_manager_key="parquet_io_manager",
-    description="Issues and pull requests of one repo, lossless forge JSON with their comments.",
-    kinds={"python", "parquet"},
-)
-def raw_issues(context: AssetExecutionContext, forges: ForgeResource) -> Output[pd.DataFrame]:
-    source, repo = parse_repo_key(context.partition_key)
-    client = forges.client(source)
-    rows = []
-    try:
-        for i, row in enumerate(client.fetch_repo(repo), start=1):
-            rows.append(row)
-            if i % 500 == 0:
-                context.log.info(f"{context.partition_key}: {i} issues fetched")
-    finally:
-        getattr(client, "close", lambda: None)()
-    df = raw_frame(rows)
-    n_pr = int(df["payload"].str.contains('"pull_request":', regex=False).sum()) if len(df) else 0
-    context.log.info(f"{context.partition_key}: {len(df)} records ({n_pr} pull requests)")
-    return Output(
-        df,
-        metadata={
-            "row_count": MetadataValue.int(len(df)),
-            "pull_requests": MetadataValue.int(n_pr),
-            "source": source,
-            "repo": repo,
-            "updated_max": str(df["updated_at"].max()) if len(df) else "",
-            "preview": preview(df, ["source", "repo", "number", "updated_at", "payload_sha256"]),
-            "dagster/column_schema": column_schema(df),
-        },
+def raw_partitions_def(history_start: str) -> MultiPartitionsDefinition:
+    # end_offset=1: the current (still filling) month is a partition too, so it can be refreshed.
+    return MultiPartitionsDefinition(
+        {"repo": repo_partitions, "window": MonthlyPartitionsDefinition(start_date=history_start, end_offset=1)}
     )
+
+
+def _state_path(repo_key: str) -> str:
+    return f"state/raw_issues/{quote(repo_key, safe='')}.json"
+
+
+def _requested(context: AssetExecutionContext) -> dict[str, list[str]]:
+    by_repo: dict[str, list[str]] = defaultdict(list)
+    for key in context.partition_keys:
+        dims = key.keys_by_dimension if isinstance(key, MultiPartitionKey) else MultiPartitionKey.from_str(key).keys_by_dimension  # noqa: E501
+        by_repo[dims["repo"]].append(dims["window"])
+    return {repo: sorted(ws) for repo, ws in by_repo.items()}
+
+
+def build_raw_issues(history_start: str):
+    partitions_def = raw_partitions_def(history_start)
+
+    @asset(
+        name="raw_issues",
+        partitions_def=partitions_def,
+        backfill_policy=BackfillPolicy.single_run(),
+        group_name="ingestion",
+        io_manager_key="parquet_io_manager",
+        description="Issues and pull requests with their comments, lossless forge JSON, keyed "
+        "(source, repo, number, updated_at); partitioned by repo x month of updated_at.",
+        kinds={"python", "parquet"},
+        op_tags={"dagster/concurrency_key": "forge-api"},
+    )
+    def raw_issues(
+        context: AssetExecutionContext, forges: ForgeResource, object_store: ObjectStoreResource
+    ) -> Output[dict]:
+        store = object_store.location()
+        outputs: dict[str, pd.DataFrame] = {}
+        stats = {}
+        for repo_key, windows in _requested(context).items():
+            source, repo = parse_repo_key(repo_key)
+            state_rel = _state_path(repo_key)
+            state = IngestState.from_json(store.read_bytes(state_rel).decode() if store.exists(state_rel) else None)
+            plan = plan_fetch(windows, state)
+            started = datetime.now(timezone.utc)
+            context.log.info(
+                f"{repo_key}: {len(windows)} window(s) {windows[0]}..{windows[-1]}, "
+                f"{'incremental ' if plan.incremental else ''}fetch since {plan.since.isoformat()}"
+            )
+            client = forges.client(source)
+            # Rate-limit waits are bounded by the connector and shown in the run log.
+            on_wait = lambda s, why, k=repo_key: context.log.warning(f"{k}: waiting {s:.0f}s ({why})")  # noqa: E731
+            # A retried run with the same plan resumes from the last completed page.
+            checkpoint = forges.checkpoint_path(repo_key, plan.since)
+            rows = []
+            try:
+                pages = client.fetch_repo(repo, since=plan.since, checkpoint=checkpoint, on_wait=on_wait)
+                for i, row in enumerate(pages, start=1):
+                    rows.append(row)
+                    if i % 1000 == 0:
+                        context.log.info(f"{repo_key}: {i} records fetched")
+            finally:
+                getattr(client, "close", lambda: None)()
+            fetched = raw_frame(rows)
+            fetched["window"] = fetched["updated_at"].map(window_of) if len(fetched) else pd.Series(dtype=str)
+            beyond = int((fetched["window"] > windows[-1]).sum()) if len(fetched) else 0
+            for window in windows:
+                key = MultiPartitionKey({"repo": repo_key, "window": window})
+                new = fetched[fetched["window"] == window].drop(columns=["window"])
+                # Always merge: older versions of an issue stay stored (lossless raw), even after a
+                # full re-fetch that only returns each issue's latest version.
+                existing = _existing(context, key)
+                outputs[key] = merge_versions(existing, new)
+            store.write_bytes(state_rel, advance_state(state, plan, started).to_json().encode())
+            stats[repo_key] = {"fetched": len(fetched), "beyond_requested_windows": beyond,
+                               "incremental": plan.incremental, "since": plan.since.isoformat()}
+        total = sum(len(df) for df in outputs.values())
+        per_window = {str(k): len(v) for k, v in outputs.items()}
+        n_pr = sum(int(df["payload"].str.contains('"pull_request":', regex=False).sum()) for df in outputs.values())
+        sample = next((df for df in outputs.values() if len(df)), pd.DataFrame(columns=["source", "repo", "number", "updated_at", "payload_sha256"]))  # noqa: E501
+        return Output(
+            outputs,
+            metadata={
+                "row_count": MetadataValue.int(total),
+                "pull_requests": MetadataValue.int(n_pr),
+                "partitions_written": MetadataValue.int(len(outputs)),
+                "fetch": MetadataValue.json(stats),
+                "rows_per_window": png_markdown(bar_plot(per_window, "records per window"), "records per window")
+                if len(per_window) > 1 else MetadataValue.json(per_window),
+                "preview": preview(sample, ["source", "repo", "number", "updated_at", "payload_sha256"]),
+            },
+        )
+
+    return raw_issues
+
+
+def _existing(context: AssetExecutionContext, key: MultiPartitionKey) -> pd.DataFrame | None:
+    """The stored rows of one window, read through the IO manager's storage (None if never written)."""
+    from llama_platform.resources.io_manager import read_partition
+
+    return read_partition(context, RAW_ASSET, str(key))
 
 
 def repo_registry_requests(current: list[str], wanted: list[str]) -> tuple[list[str], list[str]]:
@@ -62,12 +150,14 @@ def repo_registry_requests(current: list[str], wanted: list[str]) -> tuple[list[
     return sorted(set(wanted) - set(current)), sorted(set(current) - set(wanted))
 
 
-def make_repo_registry_sensor(repos_file, repos_override):
+def make_repo_registry_sensor(repos_file, repos_override, raw_asset):
     @sensor(
         name="repo_registry_sensor",
-        asset_selection=AssetSelection.assets(raw_issues),
+        asset_selection=AssetSelection.assets(raw_asset),
         minimum_interval_seconds=60,
-        description="Keeps the `repos` partitions in line with the repos list (repos.yaml or LLAMA_PLATFORM_REPOS).",
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Keeps the `repos` partitions in line with the repos list (repos.yaml or "
+        "LLAMA_PLATFORM_REPOS); a new repo gets a single-run backfill of its whole history.",
     )
     def repo_registry_sensor(context: SensorEvaluationContext) -> SensorResult:
         wanted = load_repos(repos_file, repos_override)
@@ -79,10 +169,55 @@ def make_repo_registry_sensor(repos_file, repos_override):
         if delete:
             requests.append(repo_partitions.build_delete_request(delete))
         context.log.info(f"repos: {len(wanted)} wanted, adding {add}, removing {delete}")
-        # A newly listed repo gets its first ingestion run straight away.
         return SensorResult(
-            run_requests=[RunRequest(partition_key=k, run_key=f"register:{k}") for k in add],
+            run_requests=[_history_run_request(raw_asset, k) for k in add],
             dynamic_partitions_requests=requests,
         )
 
     return repo_registry_sensor
+
+
+def _history_run_request(raw_asset, repo_key: str) -> RunRequest:
+    """One run over every window of a new repo (partition range repo|first .. repo|last)."""
+    windows = raw_asset.partitions_def.get_partitions_def_for_dimension("window").get_partition_keys()
+    start = MultiPartitionKey({"repo": repo_key, "window": windows[0]})
+    end = MultiPartitionKey({"repo": repo_key, "window": windows[-1]})
+    return RunRequest(
+        run_key=f"register:{repo_key}",
+        asset_selection=[RAW_ASSET],
+        tags={"dagster/asset_partition_range_start": str(start), "dagster/asset_partition_range_end": str(end)},
+    )
+
+
+def make_freshness_sensor(raw_asset):
+    @sensor(
+        name="forge_freshness_sensor",
+        asset_selection=AssetSelection.assets(raw_asset),
+        minimum_interval_seconds=300,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Polls each repo cheaply (GitHub: conditional request, 304 when nothing changed; "
+        "Gitee: one `since` request) and refreshes the current window of repos that changed.",
+    )
+    def forge_freshness_sensor(context: SensorEvaluationContext, forges: ForgeResource) -> SensorResult:
+        cursor = json.loads(context.cursor) if context.cursor else {}
+        now_window = window_of(datetime.now(timezone.utc))
+        requests = []
+        for repo_key in context.instance.get_dynamic_partitions(repo_partitions.name):
+            source, repo = parse_repo_key(repo_key)
+            client = forges.client(source)
+            try:
+                result = client.poll(repo, cursor.get(repo_key))
+            except Exception as exc:  # one unreachable forge must not stall the others
+                context.log.warning(f"{repo_key}: poll failed: {type(exc).__name__}: {exc}")
+                continue
+            finally:
+                getattr(client, "close", lambda: None)()
+            first_poll = repo_key not in cursor
+            cursor[repo_key] = result.etag
+            # The first poll only takes a baseline: registration already fetched the history.
+            if result.changed and not first_poll:
+                key = MultiPartitionKey({"repo": repo_key, "window": now_window})
+                requests.append(RunRequest(partition_key=str(key), run_key=f"fresh:{repo_key}:{result.etag}"))
+        return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))
+
+    return forge_freshness_sensor

@@ -4,6 +4,7 @@ import json
 
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
+from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.resources.serving import LocalEndpointResource
 from llama_platform.serving.client import smoke_request
@@ -17,6 +18,7 @@ SMOKE_INSTANCE = {
 
 @asset(
     group_name="serving",
+    automation_condition=follow_upstream,
     deps=["model_evaluation", "finetuned_checkpoint"],
     description="KServe predictor serving the registered model on 127.0.0.1 behind an API key, smoke-tested.",
     kinds={"kserve"},

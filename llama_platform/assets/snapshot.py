@@ -2,48 +2,101 @@
 
 import pandas as pd
 from dagster import (
+    AssetCheckExecutionContext,
     AssetCheckResult,
+    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
+    Config,
     MaterializeResult,
     MetadataValue,
     asset,
+    asset_check,
 )
+from pydantic import Field
 
 from llama_platform import __version__
+from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.common import bar_plot, png_markdown
-from llama_platform.assets.lineage import upstream_partitions
-from llama_platform.data.snapshot import write_snapshot
+from llama_platform.assets.lineage import upstream_metadata, upstream_partitions
+from llama_platform.data import quality
+from llama_platform.data.snapshot import list_snapshots, read_snapshot, write_snapshot
 from llama_platform.data.splits import assign_splits
+from llama_platform.data.store import StoreLocation
 from llama_platform.resources.object_store import ObjectStoreResource
+
+
+class SnapshotConfig(Config):
+    label_drift_threshold: float = Field(
+        default=quality.DEFAULT_DRIFT_THRESHOLD,
+        ge=0.0,
+        le=1.0,
+        description="warn when the primary-label distribution moves more than this (total variation distance) "
+        "from the previous snapshot's",
+    )
+
+
+def _previous_label_counts(store: StoreLocation) -> tuple[str | None, dict[str, int] | None, str]:
+    """(version, primary-label counts, problem) of the newest snapshot in the store, before this write."""
+    manifests = list_snapshots(store)
+    if not manifests:
+        return None, None, ""
+    manifest = manifests[-1]
+    version = manifest["version"]
+    counts = quality.manifest_label_counts(manifest)
+    if counts is not None:
+        return version, counts, ""
+    try:  # manifests without label counts (older format): count from the rows
+        previous, _ = read_snapshot(store, version)
+    except Exception as exc:  # an unreadable old snapshot must not stop a new one: the check says why
+        return version, None, f"previous snapshot {version} unreadable: {type(exc).__name__}"
+    return version, previous["label"].value_counts().to_dict(), ""
 
 
 @asset(
     group_name="preprocessing",
+    automation_condition=follow_upstream,
     description="Immutable, content-addressed dataset snapshot in the object store, split train/val/test by duplicate cluster.",
-    kinds={"parquet", "s3"},
+    kinds={"deltalake", "s3"},
     check_specs=[
         AssetCheckSpec(
             "no_cluster_straddles_splits",
             asset="issue_snapshot",
             blocking=True,
             description="a near-duplicate cluster lives in exactly one split (no leakage)",
-        )
+        ),
+        AssetCheckSpec(
+            "label_drift",
+            asset="issue_snapshot",
+            blocking=False,
+            description="primary-label distribution vs the previous snapshot (total variation distance <= threshold)",
+        ),
     ],
 )
 def issue_snapshot(
-    context: AssetExecutionContext, cleaned_issues: pd.DataFrame, object_store: ObjectStoreResource
+    context: AssetExecutionContext,
+    config: SnapshotConfig,
+    cleaned_issues: pd.DataFrame,
+    object_store: ObjectStoreResource,
 ):
+    store = object_store.location()
     df = cleaned_issues.copy()
     df["split"] = assign_splits(df["dup_cluster"])
     lineage = {
         "raw_partitions": upstream_partitions(context, "raw_issues"),
         "code_version": __version__,
     }
-    info = write_snapshot(object_store.location(), df, lineage)
+    previous_version, previous_counts, problem = _previous_label_counts(store)
+    info = write_snapshot(store, df, lineage)
     split_counts = df["split"].value_counts().to_dict()
-    straddling = int((df.groupby("dup_cluster")["split"].nunique() > 1).sum())
+    label_counts = {str(k): int(v) for k, v in df["label"].value_counts().sort_index().items()}
     context.log.info(f"snapshot {info.version}: {split_counts} at {info.uri}")
+
+    leakage = quality.no_cluster_straddles_splits(df)
+    if problem:
+        drift = quality.CheckOutcome(False, {"previous_version": previous_version}, problem)
+    else:
+        drift = quality.label_drift(label_counts, previous_counts, config.label_drift_threshold, previous_version)
     return MaterializeResult(
         metadata={
             "snapshot_version": info.version,
@@ -51,15 +104,51 @@ def issue_snapshot(
             "uri": MetadataValue.url(info.uri) if info.uri.startswith("s3://") else MetadataValue.path(info.uri),
             "row_count": MetadataValue.int(len(df)),
             "split_counts": MetadataValue.json(split_counts),
+            "label_counts": MetadataValue.json(label_counts),
             "splits": png_markdown(bar_plot(split_counts, "rows per split"), "splits"),
             "raw_partitions": MetadataValue.json(lineage["raw_partitions"]),
             "code_version": __version__,
+            "previous_version": previous_version or "",
         },
         check_results=[
             AssetCheckResult(
                 check_name="no_cluster_straddles_splits",
-                passed=straddling == 0,
-                metadata={"straddling_clusters": straddling},
-            )
+                passed=leakage.passed,
+                severity=AssetCheckSeverity.ERROR,
+                description=leakage.description,
+                metadata=leakage.metadata,
+            ),
+            AssetCheckResult(
+                check_name="label_drift",
+                passed=drift.passed,
+                severity=AssetCheckSeverity.WARN,
+                description=drift.description,
+                metadata=drift.metadata,
+            ),
         ],
+    )
+
+
+@asset_check(
+    asset="issue_snapshot",
+    blocking=True,
+    description="the stored snapshot reads back (content hash verified) and matches SnapshotSchema",
+)
+def snapshot_schema(context: AssetCheckExecutionContext, object_store: ObjectStoreResource) -> AssetCheckResult:
+    version = upstream_metadata(context, "issue_snapshot")["snapshot_version"]
+    try:
+        df, _ = read_snapshot(object_store.location(), version)
+    except Exception as exc:  # missing, corrupted or tampered with: the check fails and says why
+        return AssetCheckResult(
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=f"snapshot {version} could not be read back: {type(exc).__name__}: {exc}",
+            metadata={"snapshot_version": version},
+        )
+    outcome = quality.snapshot_schema(df)
+    return AssetCheckResult(
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata={"snapshot_version": version, **outcome.metadata},
     )

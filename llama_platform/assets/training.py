@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, PipesSubprocessClient, asset
 
+from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.common import png_markdown
 from llama_platform.resources.mlflow import MLflowResource
 from llama_platform.resources.training import TrainingResource
@@ -18,6 +19,7 @@ from llama_platform.resources.training import TrainingResource
 
 @asset(
     group_name="training",
+    automation_condition=follow_upstream,
     description="LoRA adapter on a tiny random-init Llama 4 (CPU locally), logged to MLflow and registered as a model version.",
     kinds={"pytorch", "mlflow"},
     op_tags={"llama_platform/resource": "cpu-heavy"},

@@ -5,21 +5,37 @@ len(raw) == len(cleaned) + len(quarantined) + len(filtered). The steps, in order
 
 1. keep the latest version of each issue (older versions: filtered `superseded`);
 2. normalise the payload (unusable: quarantined `malformed:<tag>`, `invalid_utf8`, `too_large`);
-3. filter what cannot be a training example: `pull_request`, `bot_author`, `no_label`, `too_short`;
-4. clean the text: auto-text stripped, bot comments dropped, PII/secrets redacted, users pseudonymised;
+3. filter what cannot be a training example: `pull_request`, `bot_author`, `no_label`, `too_short`,
+   and the conversation-shape filters below;
+4. clean the text: auto-text stripped, Markdown normalised, bot comments and bot invocations dropped,
+   PII/secrets redacted, users pseudonymised, long texts cut to head + tail; a language tag (`lang`);
 5. near-duplicates across repos and forges: one survivor per cluster, the rest filtered `near_duplicate`.
+
+Conversation-shape filters (after StarCoder's issue filtering, adapted to single-issue training rows):
+  * `bot_dominated`: at least `min_bot_comments` comments and more than `max_bot_comment_share` of
+    them by bots (dependency dashboards, CI failure trackers): the thread is a bot log;
+  * `comment_flood`: one account wrote more than `max_comments_per_user` comments, or the thread has
+    more than `max_comments` comments: flame wars, status spam and chat logs, not issue discussions.
+
+Work is chunked: steps 2-4 run per chunk (optionally in a process pool), and what needs every row
+(which version is latest, who is a known user, which issues are near-duplicates) is decided once at
+the end from small per-row facts and the incremental MinHash index. `clean_issues(raw)` is the
+one-frame convenience; `clean_chunks(chunks)` streams a large raw table.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from llama_platform.data.bots import is_bot, is_bot_invocation
-from llama_platform.data.dedup import THRESHOLD, near_duplicate_clusters, survivors
+from llama_platform.data.dedup import THRESHOLD, MinHashIndex, minhash_signatures, survivors
+from llama_platform.data.lang import detect_language
 from llama_platform.data.labels import canonical_labels
 from llama_platform.data.redaction import mention_replacer, pseudonymise, redact
 from llama_platform.data.schemas import CleanedIssuesSchema, FilteredIssuesSchema, QuarantinedIssuesSchema
@@ -31,7 +47,7 @@ KEY = ["source", "repo", "number"]
 
 CLEANED_COLUMNS = [
     "issue_id", "source", "repo", "number", "title", "body", "comments_text", "n_comments", "labels",
-    "label", "state", "author", "author_association", "created_at", "updated_at", "closed_at",
+    "label", "lang", "state", "author", "author_association", "created_at", "updated_at", "closed_at",
     "dup_cluster", "redactions", "raw_hash",
 ]  # fmt: skip
 QUARANTINED_COLUMNS = ["issue_id", "source", "repo", "number", "reason", "detail", "payload_sha256"]
@@ -47,6 +63,10 @@ class CleaningConfig:
     max_comment_chars: int = 4_000
     dedup_threshold: float = THRESHOLD
     salt: str = ""  # pseudonymisation salt (pass a secret one in production)
+    min_bot_comments: int = 3
+    max_bot_comment_share: float = 0.8
+    max_comments_per_user: int = 30
+    max_comments: int = 200
 
 
 @dataclass
@@ -107,131 +127,268 @@ def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).reset_index(drop=True)
 
 
-def clean_issues(raw: pd.DataFrame, config: CleaningConfig = CleaningConfig()) -> CleanResult:
-    """Clean a raw issues frame (RAW_COLUMNS); see the module docstring for the steps."""
-    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
-    if missing:
-        raise ValueError(f"raw frame lacks columns {missing}")
-    raw = raw.reset_index(drop=True)
-    quarantined: list[dict] = []
-    filtered: list[dict] = []
+def _key(row: dict) -> tuple[str, str, str]:
+    return tuple(str(row[k]) for k in KEY)  # type: ignore[return-value]
 
-    def filter_row(row: dict, reason: str) -> None:
-        filtered.append({**{k: str(row[k]) for k in KEY}, "issue_id": _issue_id(*(row[k] for k in KEY)), "reason": reason})
 
-    # 1. Latest version wins; equal timestamps prefer the bigger payload (more comments), then the hash.
-    order = raw.assign(_size=raw["payload"].map(lambda p: len(p) if isinstance(p, (str, bytes)) else 0))
-    order = order.sort_values(["updated_at", "_size", "payload_sha256"], na_position="first", kind="stable")
-    superseded = order.duplicated(subset=KEY, keep="last")
-    for row in order[superseded].to_dict("records"):
-        filter_row(row, "superseded")
+def _payload_size(payload: Any) -> int:
+    return len(payload) if isinstance(payload, (str, bytes)) else 0
 
-    # 2. Normalise; anything unusable is quarantined with its reason.
-    records: list[IssueRecord] = []
-    rows_by_id: dict[str, dict] = {}
-    for row in order[~superseded].drop(columns="_size").to_dict("records"):
+
+def _conversation_shape(rec: IssueRecord, config: CleaningConfig) -> str | None:
+    """The conversation-shape filter an issue fails (see the module docstring), or None."""
+    n = len(rec.comments)
+    if n > config.max_comments:
+        return "comment_flood"
+    bots = sum(1 for c in rec.comments if is_bot(c.author, c.author_type))
+    if bots >= config.min_bot_comments and bots > config.max_bot_comment_share * n:
+        return "bot_dominated"
+    per_user = Counter(c.author.lower() for c in rec.comments if c.author and not is_bot(c.author, c.author_type))
+    if per_user and max(per_user.values()) > config.max_comments_per_user:
+        return "comment_flood"
+    return None
+
+
+@dataclass
+class _ChunkResult:
+    outcomes: list[dict]  # one per raw row: its version facts and where it went
+    cand_rows: list[int]  # global row indices of the candidates, in signature order
+    signatures: np.ndarray
+    usable: np.ndarray
+
+
+def _process_chunk(chunk: pd.DataFrame, start: int, config: CleaningConfig) -> _ChunkResult:
+    """Steps 2-4 for one chunk of raw rows (numbered from `start`); no cross-row decisions here."""
+    outcomes: list[dict] = []
+    cand_rows: list[int] = []
+    dedup_texts: list[str] = []
+    for offset, row in enumerate(chunk.to_dict("records")):
+        out: dict[str, Any] = {
+            "i": start + offset,
+            "key": _key(row),
+            "issue_id": _issue_id(*(row[k] for k in KEY)),
+            "updated_at": row["updated_at"],
+            "size": _payload_size(row["payload"]),
+            "sha": row["payload_sha256"],
+            "logins": (),
+        }
+        outcomes.append(out)
         try:
             rec = _parse(row, config)
         except _Rejected as rej:
-            quarantined.append(
-                {
-                    "issue_id": _issue_id(*(row[k] for k in KEY)),
+            out.update(
+                kind="quarantined",
+                quarantine={
+                    "issue_id": out["issue_id"],
                     **{k: None if pd.isna(row[k]) else str(row[k]) for k in KEY},
                     "reason": rej.reason,
                     "detail": rej.detail,
                     "payload_sha256": row["payload_sha256"],
-                }
+                },
             )
             continue
-        records.append(rec)
-        rows_by_id[rec.issue_id] = row
+        out["issue_id"] = rec.issue_id
+        out["logins"] = tuple({rec.author, *(c.author for c in rec.comments)} - {None, ""})
+        reason = _filter_reason(rec, config)
+        if reason:
+            out.update(kind="filtered", reason=reason)
+            continue
+        cand = _candidate(rec, config)
+        if cand is None:
+            out.update(kind="filtered", reason="too_short")
+            continue
+        out.update(kind="candidate", cand=cand)
+        cand_rows.append(out["i"])
+        dedup_texts.append(cand["title"] + "\n" + cand["body"])
+    signatures, usable = minhash_signatures(dedup_texts)
+    return _ChunkResult(outcomes, cand_rows, signatures, usable)
 
-    # Every login seen anywhere, so an @mention of a user is pseudonymised even in another issue.
-    logins = {r.author for r in records if r.author} | {c.author for r in records for c in r.comments if c.author}
-    replace_mentions = mention_replacer(logins, config.salt)
 
-    # 3 + 4. Filter, then clean the text of what is left.
+def _filter_reason(rec: IssueRecord, config: CleaningConfig) -> str | None:
+    if rec.is_pull_request:
+        return "pull_request"
+    if is_bot(rec.author, rec.author_association):
+        return "bot_author"
+    if not canonical_labels(rec.labels):
+        return "no_label"
+    return _conversation_shape(rec, config)
+
+
+def _candidate(rec: IssueRecord, config: CleaningConfig) -> dict | None:
+    """Cleaned, redacted text and fields of an issue (None: too short). Mentions and truncation come later."""
+    title = " ".join(normalise_whitespace(rec.title).split())
+    body = clean_text(rec.body)
+    if len(title) + len(body) < config.min_chars:
+        return None
+    comment_counts: Counter = Counter()
+    comments = []
+    for c in rec.comments:
+        if is_bot(c.author, c.author_type):
+            comment_counts["bot"] += 1
+        elif is_bot_invocation(c.body):
+            comment_counts["bot_invocation"] += 1
+        elif not (text := clean_text(c.body)):
+            comment_counts["empty_after_cleaning"] += 1
+        else:
+            comment_counts["kept"] += 1
+            comments.append(text)
+    redaction_counts: Counter = Counter()
+
+    def scrub(text: str) -> str:
+        text, found = redact(text)
+        redaction_counts.update(found)
+        return text
+
+    title, body = scrub(title), scrub(body)
+    labels = canonical_labels(rec.labels)
+    return {
+        "issue_id": rec.issue_id,
+        "source": rec.source,
+        "repo": rec.repo,
+        "number": rec.number,
+        "title": title,
+        "body": body,
+        "comments": [scrub(c) for c in comments],
+        "labels": labels,
+        "label": labels[0],
+        "lang": detect_language(title + "\n\n" + body),
+        "state": rec.state,
+        "author": pseudonymise(rec.author, config.salt),
+        "author_association": rec.author_association,
+        "created_at": rec.created_at,
+        "updated_at": rec.updated_at,
+        "closed_at": rec.closed_at,
+        "redaction_counts": dict(redaction_counts),
+        "comment_counts": dict(comment_counts),
+        "raw_hash": rec.raw_hash,
+    }
+
+
+def _chunks(raw: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(raw), size):
+        yield raw.iloc[start : start + size]
+
+
+def _check_columns(df: pd.DataFrame) -> None:
+    missing = [c for c in RAW_COLUMNS if c not in df.columns]
+    if missing:
+        raise ValueError(f"raw frame lacks columns {missing}")
+
+
+def clean_issues(raw: pd.DataFrame, config: CleaningConfig = CleaningConfig(), workers: int = 1) -> CleanResult:
+    """Clean a raw issues frame (RAW_COLUMNS); see the module docstring for the steps."""
+    _check_columns(raw)
+    return clean_chunks(_chunks(raw.reset_index(drop=True), 2_000), config, workers=workers)
+
+
+def clean_chunks(
+    chunks: Iterable[pd.DataFrame],
+    config: CleaningConfig = CleaningConfig(),
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> CleanResult:
+    """Clean a stream of raw chunks (each a RAW_COLUMNS frame) as if they were one frame.
+
+    Raw payloads are dropped as soon as their chunk is processed; what is kept until the end is the
+    cleaned text of the candidates, their MinHash signatures and a few facts per raw row. With
+    `workers` > 1 chunks are processed in a pool of that many processes. `progress(n_rows)` is
+    called after each chunk.
+    """
+    results: list[_ChunkResult] = []
+    index = MinHashIndex(threshold=config.dedup_threshold)
+
+    def collect(res: _ChunkResult) -> None:
+        results.append(res)
+        index.add(res.cand_rows, res.signatures, res.usable)  # the index grows chunk by chunk
+        if progress:
+            progress(len(res.outcomes))
+
+    def numbered() -> Iterator[tuple[pd.DataFrame, int]]:
+        start = 0
+        for chunk in chunks:
+            _check_columns(chunk)
+            yield chunk, start
+            start += len(chunk)
+
+    if workers > 1:
+        with ProcessPoolExecutor(max_workers=workers) as pool:
+            pending = []
+            for chunk, start in numbered():
+                pending.append(pool.submit(_process_chunk, chunk, start, config))
+                while len(pending) > 2 * workers:  # bounded look-ahead keeps memory flat
+                    collect(pending.pop(0).result())
+            for fut in pending:
+                collect(fut.result())
+    else:
+        for chunk, start in numbered():
+            collect(_process_chunk(chunk, start, config))
+    return _finish(results, index, config)
+
+
+def _finish(results: list[_ChunkResult], index: MinHashIndex, config: CleaningConfig) -> CleanResult:
+    outcomes = [o for res in results for o in res.outcomes]
+    n_raw = len(outcomes)
+    quarantined: list[dict] = []
+    filtered: list[dict] = []
+
+    def filter_out(o: dict, reason: str) -> None:
+        filtered.append({"issue_id": o["issue_id"], **dict(zip(KEY, o["key"])), "reason": reason})
+
+    # 1. Latest version wins; equal timestamps prefer the bigger payload (more comments), then the hash.
+    versions = pd.DataFrame(
+        {
+            "key": [o["key"] for o in outcomes],
+            "updated_at": pd.to_datetime(pd.Series([o["updated_at"] for o in outcomes], dtype=object), utc=True),
+            "size": [o["size"] for o in outcomes],
+            "sha": [o["sha"] for o in outcomes],
+        }
+    )
+    order = versions.sort_values(["updated_at", "size", "sha"], na_position="first", kind="stable")
+    losers = set(order.index[order.duplicated(subset="key", keep="last")])
+
+    candidates: dict[int, dict] = {}
+    logins: set[str] = set()
     comment_counts: Counter = Counter()
     redaction_counts: Counter = Counter()
-    candidates: list[dict] = []
-    for rec in records:
-        row = rows_by_id[rec.issue_id]
-        labels = canonical_labels(rec.labels)
-        if rec.is_pull_request:
-            filter_row(row, "pull_request")
+    for o in outcomes:
+        if o["i"] in losers:
+            filter_out(o, "superseded")
             continue
-        if is_bot(rec.author, rec.author_association):
-            filter_row(row, "bot_author")
+        logins.update(o["logins"])
+        if o["kind"] == "quarantined":
+            quarantined.append(o["quarantine"])
+        elif o["kind"] == "filtered":
+            filter_out(o, o["reason"])
+        else:
+            candidates[o["i"]] = o
+            comment_counts.update(o["cand"]["comment_counts"])
+            redaction_counts.update(o["cand"]["redaction_counts"])
+
+    # 5. Near-duplicates among the latest versions: the earliest report survives.
+    cand_ids = {i: o["cand"]["issue_id"] for i, o in candidates.items()}
+    clusters = index.clusters(list(cand_ids.values()), id_of=cand_ids)
+    ids = list(cand_ids.values())
+    keep = survivors(ids, [candidates[i]["cand"]["created_at"] for i in cand_ids], clusters)
+    replace_mentions = mention_replacer(logins, config.salt)
+
+    cleaned_rows = []
+    for i, o in candidates.items():
+        cand = o["cand"]
+        if cand["issue_id"] not in keep:
+            filter_out(o, "near_duplicate")
             continue
-        if not labels:
-            filter_row(row, "no_label")
-            continue
-        title = " ".join(normalise_whitespace(rec.title).split())
-        body = clean_text(rec.body)
-        if len(title) + len(body) < config.min_chars:
-            filter_row(row, "too_short")
-            continue
-
-        comments = []
-        for c in rec.comments:
-            if is_bot(c.author, c.author_type):
-                comment_counts["bot"] += 1
-            elif is_bot_invocation(c.body):
-                comment_counts["bot_invocation"] += 1
-            elif not (text := clean_text(c.body)):
-                comment_counts["empty_after_cleaning"] += 1
-            else:
-                comment_counts["kept"] += 1
-                comments.append(text)
-
-        n_redacted = 0
-
-        def scrub(text: str, limit: int | None) -> str:
-            nonlocal n_redacted
-            text, found = redact(text)
-            redaction_counts.update(found)
-            n_redacted += sum(found.values())
-            text = replace_mentions(text)
-            return truncate(text, limit) if limit else text
-
-        title = scrub(title, None)
-        body = scrub(body, config.max_body_chars)
-        comments = [scrub(c, config.max_comment_chars) for c in comments]
-        candidates.append(
+        comments = [truncate(replace_mentions(c), config.max_comment_chars) for c in cand["comments"]]
+        cleaned_rows.append(
             {
-                "issue_id": rec.issue_id,
-                "source": rec.source,
-                "repo": rec.repo,
-                "number": rec.number,
-                "title": title,
-                "body": body,
+                **{k: v for k, v in cand.items() if k not in ("comments", "redaction_counts", "comment_counts")},
+                "title": replace_mentions(cand["title"]),
+                "body": truncate(replace_mentions(cand["body"]), config.max_body_chars),
                 "comments_text": COMMENT_SEPARATOR.join(comments),
                 "n_comments": len(comments),
-                "labels": labels,
-                "label": labels[0],
-                "state": rec.state,
-                "author": pseudonymise(rec.author, config.salt),
-                "author_association": rec.author_association,
-                "created_at": rec.created_at,
-                "updated_at": rec.updated_at,
-                "closed_at": rec.closed_at,
-                "redactions": n_redacted,
-                "raw_hash": rec.raw_hash,
+                "redactions": sum(cand["redaction_counts"].values()),
+                "dup_cluster": clusters[cand["issue_id"]],
             }
         )
-
-    # 5. Near-duplicates (on the cleaned title + body): the earliest report survives.
-    ids = [c["issue_id"] for c in candidates]
-    clusters = near_duplicate_clusters(
-        ids, [c["title"] + "\n" + c["body"] for c in candidates], threshold=config.dedup_threshold
-    )
-    keep = survivors(ids, [c["created_at"] for c in candidates], clusters)
-    cleaned_rows = []
-    for cand in candidates:
-        if cand["issue_id"] in keep:
-            cleaned_rows.append({**cand, "dup_cluster": clusters[cand["issue_id"]]})
-        else:
-            filter_row(rows_by_id[cand["issue_id"]], "near_duplicate")
 
     cleaned = _frame(cleaned_rows, CLEANED_COLUMNS)
     for col in _TIMESTAMPS:
@@ -244,14 +401,15 @@ def clean_issues(raw: pd.DataFrame, config: CleaningConfig = CleaningConfig()) -
         filtered=FilteredIssuesSchema.validate(_frame(filtered, FILTERED_COLUMNS)),
     )
     result.counts = {
-        "raw": len(raw),
+        "raw": n_raw,
         "cleaned": len(result.cleaned),
         "quarantined": dict(Counter(result.quarantined["reason"])),
         "filtered": dict(Counter(result.filtered["reason"])),
         "comments": dict(comment_counts),
         "redactions": dict(redaction_counts),
+        "languages": dict(Counter(result.cleaned["lang"])),
     }
     n_out = len(result.cleaned) + len(result.quarantined) + len(result.filtered)
-    if n_out != len(raw):  # a bug here would silently lose or invent rows: fail loudly instead
-        raise AssertionError(f"reconciliation failed: {len(raw)} raw rows, {n_out} accounted for")
+    if n_out != n_raw:  # a bug here would silently lose or invent rows: fail loudly instead
+        raise AssertionError(f"reconciliation failed: {n_raw} raw rows, {n_out} accounted for")
     return result

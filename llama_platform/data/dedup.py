@@ -2,8 +2,9 @@
 
 The same issue is often filed twice, mirrored between GitHub and Gitee, or copied across forks;
 keeping every copy would over-weight it and leak it across train/test splits. Texts are shingled
-into 5-word n-grams; LSH proposes candidate pairs, each pair is confirmed by its estimated Jaccard
-similarity, and connected components of confirmed pairs form the clusters.
+into 5-word n-grams and MinHashed (datasketch, 256 permutations); LSH banding proposes candidate
+pairs, each pair is confirmed by its estimated Jaccard similarity (>= 0.7), and connected components
+of confirmed pairs form the clusters. The index is incremental, so a stream of chunks shares one.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from __future__ import annotations
 import re
 import zlib
 from datetime import datetime
-from typing import Sequence
+from typing import Any, Hashable, Mapping, Sequence, cast
 
-from datasketch import MinHash, MinHashLSH
+import numpy as np
+from datasketch import MinHash
 
 NUM_PERM = 256
 SHINGLE_WORDS = 5
@@ -57,6 +59,92 @@ class _UnionFind:
             self.parent[hi] = lo
 
 
+def minhash_signatures(texts: Sequence[str], num_perm: int = NUM_PERM) -> tuple[np.ndarray, np.ndarray]:
+    """(signatures, usable): one uint32 MinHash row per text (datasketch), and which texts had tokens.
+
+    Texts without any token get an all-zero row and usable=False: their "empty" MinHash would
+    collide with every other empty one. The values fit 32 bits (datasketch masks them so).
+    """
+    shingle_sets = [shingles(t or "") for t in texts]
+    usable = np.array([bool(s) for s in shingle_sets], dtype=bool)
+    sigs = np.zeros((len(texts), num_perm), dtype=np.uint32)
+    # crc32 (C, stable across processes) instead of datasketch's default sha1: ~5x faster per
+    # shingle, and the random permutations on top make its weak mixing irrelevant here.
+    minhashes = MinHash.bulk((s for s in shingle_sets if s), num_perm=num_perm, hashfunc=zlib.crc32)
+    if minhashes:
+        sigs[usable] = np.stack([m.hashvalues for m in minhashes]).astype(np.uint32)
+    return sigs, usable
+
+
+class MinHashIndex:
+    """An incremental near-duplicate index: add signatures chunk by chunk, then cluster once.
+
+    LSH banding as datasketch's MinHashLSH does it (bands of ROWS_PER_BAND rows), but held in
+    numpy arrays: MinHashLSH keeps a Python dict entry and set per band per document (~13 KB per
+    document at 36 bands), which puts 1M issues far past a few GiB; here it is the signature
+    (1 KiB) plus 8 bytes per band.
+    """
+
+    def __init__(self, threshold: float = THRESHOLD, num_perm: int = NUM_PERM, rows_per_band: int = ROWS_PER_BAND):
+        self.threshold, self.num_perm, self.rows = threshold, num_perm, rows_per_band
+        self.bands = num_perm // rows_per_band
+        self._ids: list[Hashable] = []
+        self._sigs: list[np.ndarray] = []
+
+    def add(self, ids: Sequence[Hashable], signatures: np.ndarray, usable: np.ndarray | None = None) -> None:
+        if len(ids) != len(signatures):
+            raise ValueError(f"ids and signatures differ in length ({len(ids)} != {len(signatures)})")
+        keep = np.ones(len(ids), dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
+        self._ids.extend(i for i, k in zip(ids, keep) if k)
+        self._sigs.append(np.asarray(signatures, dtype=np.uint32)[keep])
+
+    def pairs(self) -> set[tuple[int, int]]:
+        """Index pairs (i < j) that share a band and whose estimated Jaccard reaches the threshold."""
+        if len(self._ids) < 2:
+            return set()
+        sigs = np.concatenate(self._sigs)
+        confirmed: set[tuple[int, int]] = set()
+        checked: set[tuple[int, int]] = set()
+        for b in range(self.bands):
+            band = np.ascontiguousarray(sigs[:, b * self.rows : (b + 1) * self.rows])
+            keys = band.view(np.dtype((np.void, band.dtype.itemsize * self.rows))).ravel()
+            _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+            if counts.max() < 2:
+                continue
+            order = np.argsort(inverse, kind="stable")
+            bounds = np.cumsum(counts)[:-1]
+            for group in np.split(order, bounds):
+                if len(group) < 2:
+                    continue
+                # All pairs in a bucket; a huge bucket (boilerplate) compares neighbours only.
+                for x, i in enumerate(group):
+                    for j in group[x + 1 : x + 1 + 64]:
+                        pair = (int(min(i, j)), int(max(i, j)))
+                        if pair in checked:
+                            continue
+                        checked.add(pair)
+                        # LSH candidates are probable, not certain: confirm with the Jaccard estimate.
+                        if np.mean(sigs[pair[0]] == sigs[pair[1]]) >= self.threshold:
+                            confirmed.add(pair)
+        return confirmed
+
+    def clusters(self, all_ids: Sequence[str], id_of: Mapping[Any, str] | None = None) -> dict[str, str]:
+        """Map each of `all_ids` (indexed or not) to its cluster id: the smallest id of its component.
+
+        `id_of` maps the keys given to `add` to ids; indexed keys it leaves out take no part (e.g. an
+        older version of an issue, indexed before the newer one turned up in a later chunk).
+        """
+        uf = _UnionFind(all_ids)
+        for i, j in self.pairs():
+            a, b = self._ids[i], self._ids[j]
+            if id_of is not None:
+                if a not in id_of or b not in id_of:
+                    continue
+                a, b = id_of[a], id_of[b]
+            uf.union(cast(str, a), cast(str, b))
+        return {x: uf.find(x) for x in all_ids}
+
+
 def near_duplicate_clusters(
     ids: list[str],
     texts: list[str],
@@ -68,26 +156,10 @@ def near_duplicate_clusters(
         raise ValueError(f"ids and texts differ in length ({len(ids)} != {len(texts)})")
     if len(set(ids)) != len(ids):
         raise ValueError("ids must be unique")
-    uf = _UnionFind(ids)
-    shingle_sets = [shingles(t or "") for t in texts]
-    # Texts without any token have an "empty" MinHash that would collide with every other empty one.
-    usable = [i for i, s in enumerate(shingle_sets) if s]
-    if len(usable) < 2:
-        return {x: uf.find(x) for x in ids}
-    # crc32 (C, stable across processes) instead of datasketch's default sha1: ~5x faster per
-    # shingle, and the random permutations on top make its weak mixing irrelevant here.
-    minhashes = MinHash.bulk((shingle_sets[i] for i in usable), num_perm=num_perm, hashfunc=zlib.crc32)
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm, params=(num_perm // ROWS_PER_BAND, ROWS_PER_BAND))
-    with lsh.insertion_session() as session:
-        for i, mh in zip(usable, minhashes):
-            session.insert(ids[i], mh)
-    by_id = {ids[i]: mh for i, mh in zip(usable, minhashes)}
-    for i, mh in zip(usable, minhashes):
-        for other in lsh.query(mh):
-            # LSH candidates are probable, not certain: confirm with the Jaccard estimate.
-            if other != ids[i] and mh.jaccard(by_id[other]) >= threshold:
-                uf.union(ids[i], other)
-    return {x: uf.find(x) for x in ids}
+    index = MinHashIndex(threshold=threshold, num_perm=num_perm)
+    if ids:
+        index.add(ids, *minhash_signatures(texts, num_perm))
+    return index.clusters(ids)
 
 
 def survivors(ids: Sequence[str], created_at: Sequence[datetime], clusters: dict[str, str]) -> set[str]:

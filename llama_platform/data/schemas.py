@@ -9,12 +9,16 @@ import pandera.pandas as pa
 from pandera.typing.pandas import Series
 
 from llama_platform.data.labels import LABELS
+from llama_platform.data.lang import LANG_CODES
 from llama_platform.sources.records import SOURCES
 
 UtcTimestamp = Annotated[pd.DatetimeTZDtype, "ns", "UTC"]
 
 QUARANTINE_REASON_PATTERN = r"^(malformed:[a-z_]+|too_large|invalid_utf8)$"
-FILTER_REASONS = ("superseded", "pull_request", "bot_author", "no_label", "too_short", "near_duplicate")
+FILTER_REASONS = (
+    "superseded", "pull_request", "bot_author", "no_label", "too_short", "bot_dominated", "comment_flood",
+    "near_duplicate",
+)  # fmt: skip
 SPLITS = ("train", "val", "test")
 _SHA256 = r"^[0-9a-f]{64}$"
 
@@ -47,6 +51,7 @@ class CleanedIssuesSchema(pa.DataFrameModel):
     n_comments: Series[int] = pa.Field(ge=0)
     labels: Series[object]
     label: Series[str] = pa.Field(isin=list(LABELS))
+    lang: Series[str] = pa.Field(isin=list(LANG_CODES))
     state: Series[str] = pa.Field(isin=["open", "closed"])
     author: Series[str] = pa.Field(nullable=True, str_matches=r"^<USER_[0-9a-f]{6}>$")
     author_association: Series[str] = pa.Field(nullable=True)

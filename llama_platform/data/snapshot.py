@@ -1,12 +1,21 @@
-"""Immutable, content-addressed dataset snapshots with train/val/test parquet files.
+"""Immutable, content-addressed dataset snapshots as Delta Lake tables in the object store.
 
-Layout in the store:
-    snapshots/<hash[:16]>/train.parquet, val.parquet, test.parquet, manifest.json
-    snapshots/LATEST            the version written most recently (by created_at)
+Layout in the store (a local folder or any S3 endpoint):
+    snapshots/<version>/table/          a Delta table (partitioned by split), committed once
+    snapshots/<version>/manifest.json   content hash, lineage, row/label/language counts per split
+    snapshots/LATEST                    the version written most recently (by created_at)
 
-The hash covers a canonical serialisation of the sorted rows (split included), so the same data
-always gets the same version, and writing it again is a no-op. The manifest is written last: a
-folder without one is an interrupted write and is completed by the next writer.
+`version` is the first 16 hex digits of the content hash: a sha256 over the canonical rows sorted by
+issue_id (split included), so the same data always gets the same version and writing it again is a
+no-op. One Delta table per content hash (rather than one table overwritten per snapshot and read
+back by Delta version) because:
+  * immutability holds by construction: a table is written once (`mode="error"`, `delta.appendOnly`)
+    and no later write, `vacuum` or log clean-up of another snapshot can remove its files;
+  * the version names the content, so a rebuild of the same data finds its existing snapshot, and a
+    version string means the same rows on every store it is copied to.
+Each table still carries the manifest in its commit metadata, so plain Delta readers (Spark, DuckDB,
+polars) see the lineage in the table history. The manifest file is written after the Delta commit:
+a table without one is an interrupted write, which the next writer checks and completes.
 """
 
 from __future__ import annotations
@@ -15,25 +24,30 @@ import hashlib
 import json
 import math
 import posixpath
+from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from llama_platform.data.cleaning import CLEANED_COLUMNS
 from llama_platform.data.schemas import SPLITS, SnapshotSchema
 from llama_platform.data.store import StoreLocation
 
 SNAPSHOT_COLUMNS = CLEANED_COLUMNS + ["split"]
-FORMAT_VERSION = 1
-_ROOT = "snapshots"
-_LATEST = posixpath.join(_ROOT, "LATEST")
+FORMAT_VERSION = 2
+ROOT = "snapshots"
+TABLE_DIR = "table"
+_LATEST = posixpath.join(ROOT, "LATEST")
+_TIMESTAMPS = ("created_at", "updated_at", "closed_at")
+MANIFEST_COMMIT_KEY = "llama_platform.manifest"
 
-_TS = pa.timestamp("ns", tz="UTC")
+# Delta stores timestamps in microseconds; frames in memory use nanoseconds (see _ns_timestamps).
+_TS = pa.timestamp("us", tz="UTC")
 ARROW_SCHEMA = pa.schema(
     [
         ("issue_id", pa.string()),
@@ -46,6 +60,7 @@ ARROW_SCHEMA = pa.schema(
         ("n_comments", pa.int64()),
         ("labels", pa.list_(pa.string())),
         ("label", pa.string()),
+        ("lang", pa.string()),
         ("state", pa.string()),
         ("author", pa.string()),
         ("author_association", pa.string()),
@@ -69,7 +84,7 @@ class SnapshotIntegrityError(RuntimeError):
 class SnapshotInfo:
     version: str  # hash[:16], the folder name
     content_hash: str
-    uri: str
+    uri: str  # the Delta table's URI
     created: bool  # False when this content already existed (the write was a no-op)
     manifest: dict[str, Any]
 
@@ -92,59 +107,80 @@ def _canonical_value(v: Any) -> Any:
     return v
 
 
+def _canonical_column(s: pd.Series) -> list:
+    if isinstance(s.dtype, pd.DatetimeTZDtype):  # vectorised: the common case by far
+        iso = s.dt.tz_convert("UTC").map(lambda t: t.isoformat(), na_action="ignore")
+        return [None if pd.isna(v) else v for v in iso]
+    return [_canonical_value(v) for v in s]
+
+
 def content_hash(df: pd.DataFrame) -> str:
     """sha256 over the rows sorted by issue_id, each row as canonical JSON (sorted keys)."""
     ordered = df.sort_values("issue_id", kind="stable")
+    names = sorted(SNAPSHOT_COLUMNS)
+    columns = [_canonical_column(ordered[c]) for c in names]
     h = hashlib.sha256()
-    for row in ordered[SNAPSHOT_COLUMNS].to_dict("records"):
-        line = json.dumps(
-            {k: _canonical_value(v) for k, v in row.items()}, sort_keys=True, ensure_ascii=False, separators=(",", ":")
-        )
-        h.update(line.encode("utf-8"))
+    dumps = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+    for values in zip(*columns):
+        h.update(dumps(dict(zip(names, values))).encode("utf-8"))
         h.update(b"\n")
     return h.hexdigest()
 
 
-def _to_parquet(df: pd.DataFrame) -> bytes:
-    table = pa.Table.from_pandas(df[SNAPSHOT_COLUMNS], schema=ARROW_SCHEMA, preserve_index=False)
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
-    return sink.getvalue().to_pybytes()
-
-
-def _from_parquet(data: bytes) -> pd.DataFrame:
-    df = pq.read_table(pa.BufferReader(data)).to_pandas()
-    df["labels"] = df["labels"].map(list)  # arrow gives numpy arrays; the contract is lists
-    return df
-
-
 def _ns_timestamps(df: pd.DataFrame) -> pd.DataFrame:
-    """Bring tz-aware timestamp columns to nanoseconds: a parquet round trip may return microseconds.
+    """Bring tz-aware timestamp columns to nanoseconds: a parquet/Delta round trip gives microseconds.
 
     Naive timestamps are left alone, so the schema still refuses them.
     """
     out = df.copy()
-    for col in ("created_at", "updated_at", "closed_at"):
+    for col in _TIMESTAMPS:
         if col in out and isinstance(out[col].dtype, pd.DatetimeTZDtype):
             out[col] = out[col].dt.as_unit("ns")
     return out
 
 
+def _from_arrow(table: pa.Table) -> pd.DataFrame:
+    df = table.to_pandas()
+    df["labels"] = df["labels"].map(list)  # arrow gives numpy arrays; the contract is lists
+    for col in _TIMESTAMPS:
+        df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[ns, UTC]")
+    return df
+
+
 def _manifest_path(version: str) -> str:
-    return posixpath.join(_ROOT, version, "manifest.json")
+    return posixpath.join(ROOT, version, "manifest.json")
+
+
+def _read_manifest(store: StoreLocation, version: str) -> dict[str, Any]:
+    return json.loads(store.read_bytes(_manifest_path(version)))
+
+
+def _nested_counts(df: pd.DataFrame, column: str) -> dict[str, dict[str, int]]:
+    return {s: dict(sorted(Counter(df.loc[df["split"] == s, column]).items())) for s in SPLITS}
+
+
+def _read_table(store: StoreLocation, version: str, columns: list[str] | None = None) -> pa.Table:
+    dt = DeltaTable(store.table_uri(ROOT, version, TABLE_DIR), storage_options=store.storage_options or None)
+    try:
+        return dt.to_pyarrow_table(columns=columns)
+    except pa.ArrowInvalid as exc:  # a data file that is no longer the one the log recorded
+        raise SnapshotIntegrityError(f"snapshot {version}: unreadable data file ({exc})") from exc
 
 
 def write_snapshot(
     store: StoreLocation, df: pd.DataFrame, lineage: dict[str, Any], created_at: datetime | None = None
 ) -> SnapshotInfo:
-    """Write `df` (cleaned columns + split) as an immutable snapshot; a no-op if its content exists."""
+    """Write `df` (cleaned columns + split) as an immutable snapshot; a no-op if its content exists.
+
+    `lineage` should name the raw partitions and the code version the rows came from; it must be JSON.
+    """
     df = SnapshotSchema.validate(_ns_timestamps(df))[SNAPSHOT_COLUMNS]
     df = df.sort_values("issue_id", kind="stable").reset_index(drop=True)
     digest = content_hash(df)
     version = digest[:16]
+    uri = store.table_uri(ROOT, version, TABLE_DIR)
     if store.exists(_manifest_path(version)):
-        manifest = json.loads(store.read_bytes(_manifest_path(version)))
-        return SnapshotInfo(version, digest, store.uri(_ROOT, version), False, manifest)
+        return SnapshotInfo(version, digest, uri, False, _read_manifest(store, version))
 
     created = (created_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
     manifest = {
@@ -154,26 +190,42 @@ def write_snapshot(
         "created_at": created.isoformat(),
         "row_counts": {s: int((df["split"] == s).sum()) for s in SPLITS},
         "total_rows": len(df),
-        "files": {s: f"{s}.parquet" for s in SPLITS},
+        "label_counts": _nested_counts(df, "label"),
+        "lang_counts": _nested_counts(df, "lang"),
+        "table": {"format": "delta", "path": TABLE_DIR, "delta_version": 0, "partition_by": ["split"]},
         "lineage": lineage,
         "schema": [{"name": f.name, "type": str(f.type)} for f in ARROW_SCHEMA],
     }
-    json.dumps(manifest)  # fail before writing anything if the lineage is not JSON
-    for s in SPLITS:
-        store.write_bytes(posixpath.join(_ROOT, version, f"{s}.parquet"), _to_parquet(df[df["split"] == s]))
-    store.write_bytes(_manifest_path(version), json.dumps(manifest, indent=2, sort_keys=True).encode("utf-8"))
+    manifest_json = json.dumps(manifest, indent=2, sort_keys=True)  # fails before writing if not JSON
+
+    opts = store.storage_options or None
+    if DeltaTable.is_deltatable(uri, storage_options=opts):
+        # Committed by an interrupted writer: complete it only if it holds exactly these rows.
+        stored, _ = read_snapshot(store, version, verify=False, _manifest=manifest)
+        if content_hash(stored) != digest:
+            raise SnapshotIntegrityError(f"table {uri} exists but does not hold snapshot {version}")
+    else:
+        table = pa.Table.from_pandas(df, schema=ARROW_SCHEMA, preserve_index=False, safe=False)
+        write_deltalake(
+            uri,
+            table,
+            partition_by=["split"],
+            mode="error",  # never overwrite: a version's table is written exactly once
+            name=f"issue_snapshot_{version}",
+            configuration={"delta.appendOnly": "true"},
+            storage_options=opts,
+            commit_properties=CommitProperties(custom_metadata={MANIFEST_COMMIT_KEY: manifest_json}),
+        )
+    store.write_bytes(_manifest_path(version), manifest_json.encode("utf-8"))
     latest = _latest_manifest(store)
     if latest is None or latest["created_at"] <= manifest["created_at"]:
         store.write_bytes(_LATEST, version.encode("utf-8"))
-    return SnapshotInfo(version, digest, store.uri(_ROOT, version), True, manifest)
+    return SnapshotInfo(version, digest, uri, True, manifest)
 
 
 def list_snapshots(store: StoreLocation) -> list[dict[str, Any]]:
     """Manifests of all complete snapshots, oldest first."""
-    manifests = []
-    for name in store.listdir(_ROOT):
-        if store.exists(_manifest_path(name)):
-            manifests.append(json.loads(store.read_bytes(_manifest_path(name))))
+    manifests = [_read_manifest(store, name) for name in store.listdir(ROOT) if store.exists(_manifest_path(name))]
     return sorted(manifests, key=lambda m: (m["created_at"], m["version"]))
 
 
@@ -181,34 +233,43 @@ def _latest_manifest(store: StoreLocation) -> dict[str, Any] | None:
     if store.exists(_LATEST):
         version = store.read_bytes(_LATEST).decode("utf-8").strip()
         if store.exists(_manifest_path(version)):
-            return json.loads(store.read_bytes(_manifest_path(version)))
+            return _read_manifest(store, version)
     manifests = list_snapshots(store)
     return manifests[-1] if manifests else None
 
 
-def read_snapshot(
-    store: StoreLocation, version: str | None = None, verify: bool = True
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Load a snapshot (latest when `version` is None) as one frame with a `split` column.
-
-    `version` is the 16-character folder name or the full content hash. With `verify`, the rows are
-    re-hashed and must match the version, so a corrupted or edited snapshot is never used silently.
-    """
+def resolve_manifest(store: StoreLocation, version: str | None = None) -> dict[str, Any]:
+    """The manifest of `version` (16-character version or full/longer hash prefix), or of the latest."""
     if version is None:
         manifest = _latest_manifest(store)
         if manifest is None:
-            raise FileNotFoundError(f"no snapshots in {store.uri(_ROOT)}")
-    else:
-        if not store.exists(_manifest_path(version[:16])):
-            raise FileNotFoundError(f"snapshot {version!r} not found in {store.uri(_ROOT)}")
-        manifest = json.loads(store.read_bytes(_manifest_path(version[:16])))
-        if not manifest["content_hash"].startswith(version):
-            raise FileNotFoundError(f"snapshot {version!r} not found (folder holds {manifest['content_hash']})")
-    folder = posixpath.join(_ROOT, manifest["version"])
-    parts = [_from_parquet(store.read_bytes(posixpath.join(folder, manifest["files"][s]))) for s in SPLITS]
-    # Empty splits are left out of the concat (pandas would otherwise loosen the column dtypes).
-    df = pd.concat([p for p in parts if len(p)] or parts[:1], ignore_index=True)[SNAPSHOT_COLUMNS]
+            raise FileNotFoundError(f"no snapshots in {store.uri(ROOT)}")
+        return manifest
+    if len(version) < 16 or not store.exists(_manifest_path(version[:16])):
+        raise FileNotFoundError(f"snapshot {version!r} not found in {store.uri(ROOT)}")
+    manifest = _read_manifest(store, version[:16])
+    if not manifest["content_hash"].startswith(version):
+        raise FileNotFoundError(f"snapshot {version!r} not found (folder holds {manifest['content_hash']})")
+    return manifest
+
+
+def read_snapshot(
+    store: StoreLocation, version: str | None = None, verify: bool = True, *, _manifest: dict | None = None
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Load a snapshot (latest when `version` is None) as one frame with a `split` column.
+
+    `version` is the 16-character version or the full content hash. With `verify`, the rows are
+    re-hashed and must match the version, so a corrupted or edited snapshot is never used silently.
+    """
+    manifest = _manifest or resolve_manifest(store, version)
+    df = _from_arrow(_read_table(store, manifest["version"]))[SNAPSHOT_COLUMNS]
     df = df.sort_values("issue_id", kind="stable").reset_index(drop=True)
     if verify and content_hash(df) != manifest["content_hash"]:
         raise SnapshotIntegrityError(f"snapshot {manifest['version']} does not match its content hash")
     return df, manifest
+
+
+def read_snapshot_columns(store: StoreLocation, version: str, columns: Iterable[str]) -> pd.DataFrame:
+    """Some columns of a snapshot, unverified (for listings and diffs: no full read or re-hash)."""
+    manifest = resolve_manifest(store, version)
+    return _read_table(store, manifest["version"], columns=list(columns)).to_pandas()

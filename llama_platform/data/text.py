@@ -6,6 +6,7 @@ byte-for-byte, because indentation and blank lines in code and logs carry meanin
 
 from __future__ import annotations
 
+import html
 import re
 
 TRUNCATION_MARKER = "\n[… {n} characters truncated …]\n"
@@ -30,6 +31,18 @@ _QUOTED = re.compile(r"^\s{0,3}>")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _SPACES = re.compile(r"[ \t\u00a0\u3000]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# Markdown: inline code spans are code (kept as is); images become their alt text; HTML tags that
+# only lay out the rendered page (<details>, <br>, <p>, ...) are dropped; setext headings and
+# `*`/`+` bullets take their ATX/`-` forms so the same structure always reads the same.
+_INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
+_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\s]*(?:\s+\"[^\"]*\")?\)")
+_IMG_TAG = re.compile(r"<img\b[^>]*?(?:\balt=\"([^\"]*)\"[^>]*)?/?>", re.IGNORECASE)
+_HTML_TAG = re.compile(
+    r"</?(?:details|summary|br|p|div|span|sub|sup|kbd|b|i|em|strong|center|hr|h[1-6]|ul|ol|li|table|thead|tbody|tr|td|th|a|picture|source)\b[^>]*/?>",
+    re.IGNORECASE,
+)
+_SETEXT = re.compile(r"^(?P<text>[^\n]*\S[^\n]*)\n(?P<rule>=+|-+)[ \t]*$", re.MULTILINE)
+_BULLET = re.compile(r"^(?P<indent>[ \t]*)[*+][ \t]+", re.MULTILINE)
 
 
 def split_fences(text: str) -> list[tuple[bool, str]]:
@@ -169,8 +182,48 @@ def truncate(text: str, max_chars: int, head_fraction: float = 0.7) -> str:
     return text[:head] + TRUNCATION_MARKER.format(n=cut) + (text[-tail:] if tail else "")
 
 
+def _markdown_prose(seg: str) -> str:
+    def outside_inline_code(part: str) -> str:
+        part = _IMAGE.sub(lambda m: f"[image: {m.group(1)}]" if m.group(1).strip() else "[image]", part)
+        part = _IMG_TAG.sub(lambda m: f"[image: {m.group(1)}]" if (m.group(1) or "").strip() else "[image]", part)
+        part = html.unescape(_HTML_TAG.sub("", part))
+        return part
+
+    pieces, pos = [], 0
+    for m in _INLINE_CODE.finditer(seg):
+        pieces.append(outside_inline_code(seg[pos : m.start()]))
+        pieces.append(m.group(0))
+        pos = m.end()
+    pieces.append(outside_inline_code(seg[pos:]))
+    out = "".join(pieces)
+    out = _SETEXT.sub(lambda m: ("# " if m.group("rule")[0] == "=" else "## ") + m.group("text").strip(), out)
+    return _BULLET.sub(lambda m: m.group("indent") + "- ", out)
+
+
+def close_fences(text: str) -> str:
+    """Close a code block left open at the end (a paste cut short), so it stays fenced downstream."""
+    segments = split_fences(text)
+    if not segments or not segments[-1][0]:
+        return text
+    opening = segments[-1][1].split("\n", 1)[0].strip()
+    fence = re.match(r"`{3,}|~{3,}", opening)
+    last_lines = segments[-1][1].rstrip("\n").split("\n")
+    closed = len(last_lines) > 1 and fence and last_lines[-1].strip().startswith(fence.group()) and set(
+        last_lines[-1].strip()
+    ) == {fence.group()[0]}
+    if closed or not fence:
+        return text
+    return text.rstrip("\n") + "\n" + fence.group() + "\n"
+
+
+def normalise_markdown(text: str) -> str:
+    """Normalise Markdown prose (images, layout HTML, headings, bullets); code blocks stay fenced, byte for byte."""
+    text = close_fences(text)
+    return "".join(seg if is_code else _markdown_prose(seg) for is_code, seg in split_fences(text))
+
+
 def clean_text(text: str | None) -> str:
-    """All prose cleaning in order: template comments, e-mail footers, sign-offs, quotes, whitespace."""
+    """All prose cleaning in order: template comments, e-mail footers, sign-offs, quotes, Markdown, whitespace."""
     if not text:
         return ""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
@@ -178,4 +231,5 @@ def clean_text(text: str | None) -> str:
     text = strip_reply_footer(text)
     text = strip_signoff(text)
     text = strip_quoted(text)
+    text = normalise_markdown(text)
     return normalise_whitespace(text)

@@ -38,17 +38,44 @@ class ParquetIOManager(ConfigurableIOManager):
     def _rel(asset_key_path: list[str], partition_key: str | None) -> str:
         return "/".join(["assets", *asset_key_path, _partition_file(partition_key)])
 
-    def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
+    def handle_output(self, context: OutputContext, obj) -> None:
+        """A DataFrame for one partition (or an unpartitioned asset), or, for a run over several
+        partitions (single-run backfill), a dict {partition key: DataFrame} covering each of them."""
         if obj is None:
             return
-        if not isinstance(obj, pd.DataFrame):
-            raise TypeError(f"ParquetIOManager stores pandas DataFrames, got {type(obj).__name__}")
+        store = self._store()
+        key_path = list(context.asset_key.path)
+        if isinstance(obj, dict):
+            expected = {str(k) for k in context.asset_partition_keys} if context.has_asset_partitions else set()
+            got = {str(k) for k in obj}
+            if got != expected:
+                raise ValueError(
+                    f"{'/'.join(key_path)}: output covers partitions {sorted(got - expected)[:5]} not asked for "
+                    f"and misses {sorted(expected - got)[:5]}"
+                )
+            for key, df in obj.items():
+                self._write(store, self._rel(key_path, str(key)), df)
+            context.add_output_metadata({"storage_path": store.uri("assets", *key_path)})
+            return
         partition = context.asset_partition_key if context.has_asset_partitions else None
-        rel = self._rel(list(context.asset_key.path), partition)
+        rel = self._rel(key_path, partition)
+        self._write(store, rel, obj)
+        context.add_output_metadata({"storage_path": store.uri(rel)})
+
+    @staticmethod
+    def _write(store: StoreLocation, rel: str, df: pd.DataFrame) -> None:
+        if not isinstance(df, pd.DataFrame):
+            raise TypeError(f"ParquetIOManager stores pandas DataFrames, got {type(df).__name__}")
         buf = io.BytesIO()
-        pq.write_table(pa.Table.from_pandas(obj, preserve_index=False), buf)
-        self._store().write_bytes(rel, buf.getvalue())
-        context.add_output_metadata({"storage_path": self._store().uri(rel)})
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
+        store.write_bytes(rel, buf.getvalue())
+
+    def read(self, key_path: list[str], partition_key: str | None) -> pd.DataFrame | None:
+        store = self._store()
+        rel = self._rel(key_path, partition_key)
+        if not store.exists(rel):
+            return None
+        return pq.read_table(io.BytesIO(store.read_bytes(rel))).to_pandas()
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         store = self._store()
@@ -57,14 +84,29 @@ class ParquetIOManager(ConfigurableIOManager):
             keys = list(context.asset_partition_keys)
         else:
             keys = [None]
-        frames = []
+        frames, missing = [], []
         for key in keys:
             rel = self._rel(key_path, key)
             if not store.exists(rel):
-                raise FileNotFoundError(
-                    f"{'/'.join(key_path)} partition {key!r} has not been materialised ({store.uri(rel)})"
-                )
+                missing.append(key)
+                continue
             frames.append(pq.read_table(io.BytesIO(store.read_bytes(rel))).to_pandas())
+        # Reading one partition (or an unpartitioned asset) that was never written is an error;
+        # reading "all partitions" of a repo x month asset skips those never materialised (a repo's
+        # history does not reach back to the first window), and says how many.
+        if missing and (len(keys) == 1 or not frames):
+            raise FileNotFoundError(
+                f"{'/'.join(key_path)} partition {missing[0]!r} has not been materialised "
+                f"({store.uri(self._rel(key_path, missing[0]))})"
+            )
+        if missing:
+            context.log.info(f"{'/'.join(key_path)}: {len(frames)} partitions read, {len(missing)} never materialised")
         if len(frames) == 1:
             return frames[0]
         return pd.concat(frames, ignore_index=True)
+
+
+def read_partition(context, asset_key, partition_key: str) -> pd.DataFrame | None:
+    """Stored rows of one partition of `asset_key`, via the run's parquet IO manager (None if unwritten)."""
+    io_manager: ParquetIOManager = context.resources.parquet_io_manager
+    return io_manager.read(list(asset_key.path), partition_key)

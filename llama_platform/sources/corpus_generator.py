@@ -1,6 +1,6 @@
 """Deterministic generator of the shipped issue corpus (what the replay forge serves).
 
-    python -m llama_platform.sources.corpus_generator --out llama_platform/sources/corpus [--scale 1.0]
+    python -m llama_platform.sources.corpus_generator --out llama_platform/sources/corpus [--scale 1.0] [--comments-factor 1.0]
 
 Output: one gzip'd JSON file per repo, `<source>__<owner>__<name>.json.gz`, holding
 `{"source", "repo", "issues": [...], "comments": [...]}` in each forge's wire format (GitHub REST v3;
@@ -285,8 +285,9 @@ def _email_footer(rng: random.Random, person: Person, quote_text: str, when: dat
 
 
 class RepoBuilder:
-    def __init__(self, spec: RepoSpec, scale: float):
+    def __init__(self, spec: RepoSpec, scale: float, comments_factor: float = 1.0):
         self.spec = spec
+        self.comments_factor = comments_factor
         self.rng = random.Random(f"{SEED}:{spec.key}")
         self.domain = T.DOMAINS[spec.domain]
         self.zh = spec.language == "zh"
@@ -401,7 +402,9 @@ class RepoBuilder:
         if self.zh and rng.random() < 0.4:
             t = self.later(t, 0.05)
             d.comments.append(CommentDraft(Person("ci-robot", "ci-robot", "NONE", "User"), T.GITEE_WELCOME_BOT, t, t))
-        n = rng.choices(range(6), weights=[22, 26, 20, 14, 10, 8])[0]
+        # comments_factor (benchmarks) scales the count without an extra random draw, so 1.0
+        # reproduces the shipped corpus byte for byte.
+        n = round(rng.choices(range(6), weights=[22, 26, 20, 14, 10, 8])[0] * self.comments_factor)
         participants = [d.author, self.maintainer(), self.user(), self.user()]
         for j in range(n):
             t = self.later(t, 30)
@@ -716,21 +719,28 @@ def _assign_ids(spec: RepoSpec, drafts: list[IssueDraft]) -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def generate(scale: float = 1.0) -> tuple[dict[str, dict], dict]:
-    """Build every repo's corpus dict (keyed by file name) and the manifest, in memory."""
+def generate(scale: float = 1.0, comments_factor: float = 1.0) -> tuple[dict[str, dict], dict]:
+    """Build every repo's corpus dict (keyed by file name) and the manifest, in memory.
+
+    `scale` multiplies issue counts, `comments_factor` comments per issue (both 1.0 for the shipped corpus).
+    """
     if scale <= 0:
         raise ValueError(f"scale must be > 0, got {scale}")
+    if comments_factor < 0:
+        raise ValueError(f"comments_factor must be >= 0, got {comments_factor}")
     files: dict[str, dict] = {}
     manifest: dict[str, Any] = {"seed": SEED, "fixed_now": _gh_ts(FIXED_NOW), "scale": scale,
                                 "kind_labels": {k: list(v) for k, v in KIND_LABELS.items()},
                                 "bot_logins": list(BOT_LOGINS), "repos": {}}
+    if comments_factor != 1.0:  # only then, so the shipped manifest stays byte-identical
+        manifest["comments_factor"] = comments_factor
     built: dict[str, list[IssueDraft]] = {}
     earlier: list[tuple[str, IssueDraft]] = []
     for spec in REPO_SPECS:
         if spec.mirror_of:
             drafts = _mirror_drafts(spec, scale, built[spec.mirror_of], spec.mirror_of)
         else:
-            drafts = RepoBuilder(spec, scale).build(earlier if spec.source == "github" else [])
+            drafts = RepoBuilder(spec, scale, comments_factor).build(earlier if spec.source == "github" else [])
         _assign_ids(spec, drafts)
         # Within-repo duplicates pointed at the Python object; resolve to issue keys now numbers exist.
         by_obj = {f"#{id(d)}": f"{spec.key}#{d.number}" for d in drafts}
@@ -774,10 +784,10 @@ def _repo_manifest(spec: RepoSpec, drafts: list[IssueDraft]) -> dict:
     }
 
 
-def write_corpus(out_dir: Path | str, scale: float = 1.0) -> list[Path]:
+def write_corpus(out_dir: Path | str, scale: float = 1.0, comments_factor: float = 1.0) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files, manifest = generate(scale)
+    files, manifest = generate(scale, comments_factor)
     written = []
     for name, data in files.items():
         path = out / name
@@ -793,8 +803,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply issue counts (benchmarks); 1.0 = shipped corpus")
+    parser.add_argument("--comments-factor", type=float, default=1.0, help="multiply comments per issue (benchmarks)")
     args = parser.parse_args(argv)
-    for path in write_corpus(args.out, args.scale):
+    for path in write_corpus(args.out, args.scale, args.comments_factor):
         print(f"{path}  {path.stat().st_size:,} bytes")
 
 

@@ -8,8 +8,13 @@ build their messages through `redact`, and raise them `from None` so a chained l
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterator, Protocol
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+
+if TYPE_CHECKING:
+    from llama_platform.sources.checkpoint import FetchCheckpoint
 
 REDACTED = "***"
 _REPO_RE = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -31,15 +36,61 @@ class RepoNotFound(ForgeError):
     """The forge has no such repository (404)."""
 
 
+class RateLimitExhausted(ForgeError):
+    """The forge's rate limit needs a longer wait than the connector's `max_wait`.
+
+    `reset_at` (aware UTC) is when the forge says requests may resume; a fetch given a checkpoint
+    can be retried after it and resumes where it stopped.
+    """
+
+    def __init__(self, message: str, status: int | None, reset_at: datetime, wait: float):
+        super().__init__(message, status)
+        self.reset_at = reset_at
+        self.wait = wait
+
+
+# Called before every wait (rate limit, retry backoff) with the seconds about to be slept and why.
+OnWait = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """Outcome of a cheap "did anything change?" request.
+
+    `etag` is opaque: pass it to the next `poll`. GitHub: the list's ETag (a 304 answer costs no rate
+    limit). Gitee (no ETags): the latest `updated_at` seen, as ISO 8601.
+    """
+
+    changed: bool
+    etag: str | None
+    requests: int
+
+
 class Forge(Protocol):
     source: str
 
-    def fetch_repo(self, repo: str, since: datetime | None = None) -> Iterator[dict]:
+    def fetch_repo(
+        self,
+        repo: str,
+        since: datetime | None = None,
+        checkpoint: "FetchCheckpoint | str | Path | None" = None,
+        on_wait: OnWait | None = None,
+    ) -> Iterator[dict]:
         """Yield one `records.raw_row` per issue (PRs included) updated at or after `since`."""
         ...
 
-    def fetch_issues(self, repo: str, since: datetime | None = None) -> Iterator[tuple[dict, list[dict]]]:
+    def fetch_issues(
+        self,
+        repo: str,
+        since: datetime | None = None,
+        checkpoint: "FetchCheckpoint | str | Path | None" = None,
+        on_wait: OnWait | None = None,
+    ) -> Iterator[tuple[dict, list[dict]]]:
         """Yield (issue JSON, its comments' JSON) pairs exactly as the forge sent them."""
+        ...
+
+    def poll(self, repo: str, etag: str | None = None) -> PollResult:
+        """One cheap request: has anything in `repo` changed since the `etag` of the last poll?"""
         ...
 
 

@@ -1,9 +1,13 @@
 """Gitee (API v5) connector on httpx: a repo's issues with their comments, as raw rows.
 
-Same contract as the GitHub connector: one paginated pass over the repo-wide comments endpoint
-(joined to issues by `target.issue.number`) and one over the issues (`state=all`, `sort=updated`,
-`direction=asc`), paging until the `total_page` header says stop; per-issue comment fetches only for
-issues whose `comments` count exceeds what an incremental (`since`) pass joined.
+Same contract as the GitHub connector (the shared fetch is `paging.PagedForge`): one paginated
+pass over the repo-wide comments endpoint (joined to issues by `target.issue.number`, `sort=updated`,
+`order=asc`) and one over the issues (`state=all`, `sort=updated`, `direction=asc`), paging until
+the `total_page` header says stop; per-issue comment fetches only for issues whose `comments` count
+exceeds what an incremental (`since`) pass joined. Issue numbers are strings (`I8QK2Z`), timestamps
+`+08:00` (normalised to UTC by `records.normalise`; the raw row keeps Gitee's JSON and its four states).
+Retries and rate limits as for GitHub (`resilience.RequestPolicy`); Gitee has no ETags, so `poll`
+asks for the newest issue updated since the last one seen.
 
 Gitee takes the token as the `access_token` query parameter. To keep it out of logs, it is added by
 a transport wrapper *below* httpx's client: httpx logs (and attaches to responses and errors) the
@@ -13,15 +17,15 @@ request it built, which never holds the token. Connector errors are redacted as 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Iterator
 
 import httpx
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from llama_platform.sources.forge import ForgeAuthError, ForgeError, RepoNotFound, check_repo, redact, utc
-from llama_platform.sources.records import raw_row
+from llama_platform.sources.forge import ForgeAuthError, ForgeError, OnWait, PollResult, RepoNotFound, check_repo, redact
+from llama_platform.sources.paging import Page, PagedForge, parse_updated
+from llama_platform.sources.resilience import RequestPolicy, Retry
 
 log = logging.getLogger(__name__)
 
@@ -48,18 +52,6 @@ class _AccessTokenTransport(httpx.BaseTransport):
         self._inner.close()
 
 
-class _Transient(Exception):
-    """A response worth retrying (5xx, 429); carries it for the final error message."""
-
-    def __init__(self, response: httpx.Response):
-        super().__init__(f"HTTP {response.status_code}")
-        self.response = response
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(exc, (_Transient, httpx.TransportError))
-
-
 def _issue_number(comment: dict) -> str | None:
     target = comment.get("target")
     issue = target.get("issue") if isinstance(target, dict) else None
@@ -67,16 +59,17 @@ def _issue_number(comment: dict) -> str | None:
     return None if number is None else str(number)
 
 
-class GiteeForge:
+class GiteeForge(PagedForge):
     source = "gitee"
 
-    def __init__(self, base_url: str, token: str | None, per_page: int = 100, timeout: float = 30.0, retries: int = 4):
+    def __init__(self, base_url: str, token: str | None = None, per_page: int = 100, timeout: float = 30.0, retries: int = 4,
+                 *, max_wait: float = 60.0, backoff: float = 0.5, on_wait: OnWait | None = None):
         if not 1 <= per_page <= 100:
             raise ValueError(f"per_page must be 1..100, got {per_page}")
         self.base_url = base_url.rstrip("/")
         self.per_page = per_page
-        self.retries = retries
         self._token = token
+        self.policy = RequestPolicy("Gitee", retries=retries, backoff=backoff, max_wait=max_wait, on_wait=on_wait)
         self._client = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -93,85 +86,104 @@ class GiteeForge:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    # -- HTTP --
-    def _get_once(self, path: str, params: dict[str, Any]) -> httpx.Response:
-        response = self._client.get(path, params=params)
-        if response.status_code >= 500 or response.status_code == 429:
-            raise _Transient(response)
-        return response
+    # -- one request --
+    def _get(self, path: str, params: dict[str, Any]) -> tuple[httpx.Response, Any]:
+        """GET with retries; returns the response and its JSON."""
 
-    def _get(self, path: str, params: dict[str, Any]) -> httpx.Response:
-        retrying = Retrying(
-            retry=retry_if_exception(_is_transient),
-            stop=stop_after_attempt(self.retries + 1),
-            wait=wait_exponential(multiplier=0.5, max=10),
-            reraise=True,
-        )
-        try:
-            response = retrying(self._get_once, path, params)
-        except _Transient as exc:
-            response = exc.response
-        except httpx.HTTPError as exc:
-            raise ForgeError(redact(f"Gitee request {path} failed: {type(exc).__name__}: {exc}", self._token)) from None
-        if response.status_code >= 400:
-            raise self._error(path, response)
-        return response
+        def attempt() -> tuple[httpx.Response, Any]:
+            try:
+                response = self._client.get(path, params=params)
+            except httpx.TransportError as exc:  # reset, timeout, refused, truncated stream
+                name = type(exc).__name__
+                raise Retry(name, ForgeError(redact(f"Gitee request {path} failed: {name}: {exc}", self._token))) from None
+            if response.status_code >= 400:
+                raise self._classify(path, response)
+            try:
+                data = response.json()
+            except ValueError as exc:  # a truncated or garbled body
+                raise Retry(f"invalid JSON body ({type(exc).__name__})",
+                            ForgeError(redact(f"Gitee {path}: invalid JSON body: {exc}", self._token))) from None
+            self.policy.observe(response.headers)
+            return response, data
 
-    def _error(self, path: str, response: httpx.Response) -> ForgeError:
+        return self.policy.call(attempt)
+
+    def _classify(self, path: str, response: httpx.Response) -> Exception:
         try:
             message = response.json().get("message")
         except (ValueError, AttributeError):
             message = response.text[:200]
         text = redact(f"Gitee {response.status_code} for {path}: {message or response.reason_phrase}", self._token)
-        if response.status_code in (401, 403):
-            return ForgeAuthError(text, response.status_code)
-        if response.status_code == 404:
-            return RepoNotFound(text, response.status_code)
-        return ForgeError(text, response.status_code)
+        status = response.status_code
+        retry = self.policy.rate_limited(status, response.headers, message, ForgeError(text, status), where=path)
+        if retry is not None:
+            return retry
+        if status >= 500:
+            return Retry(f"HTTP {status}", ForgeError(text, status))
+        if status in (401, 403):
+            return ForgeAuthError(text, status)
+        if status == 404:
+            return RepoNotFound(text, status)
+        return ForgeError(text, status)
 
-    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict]:
+    @contextmanager
+    def _errors(self, repo: str) -> Iterator[None]:
+        try:
+            yield
+        except (ForgeError, ValueError):
+            raise
+        except httpx.HTTPError as exc:
+            raise ForgeError(redact(f"Gitee request for {repo} failed: {type(exc).__name__}: {exc}", self._token)) from None
+
+    def _has_next(self, response: httpx.Response, page: int, n: int) -> bool:
+        total_page = response.headers.get("total_page")
+        if total_page is not None and total_page.isdigit():
+            return page < int(total_page)
+        return n >= self.per_page  # no header: a short page is the last one
+
+    # -- PagedForge hooks --
+    def _list_page(self, repo: str, kind: str, since: datetime | None, page: int) -> Page:
+        path = f"/repos/{repo}/issues" if kind == "issues" else f"/repos/{repo}/issues/comments"
+        # Gitee calls the comments' direction "order".
+        params: dict[str, Any] = {"sort": "updated", "page": page, "per_page": self.per_page}
+        params.update({"state": "all", "direction": "asc"} if kind == "issues" else {"order": "asc"})
+        if since is not None:
+            params["since"] = since.isoformat()
+        response, data = self._get(path, params)
+        if not isinstance(data, list):
+            raise ForgeError(f"Gitee {path} page {page}: expected a JSON list, got {type(data).__name__}")
+        return Page(data, self._has_next(response, page, len(data)))
+
+    def _issue_comments(self, repo: str, number: str) -> list[dict]:
+        out: list[dict] = []
         page = 1
         while True:
-            response = self._get(path, {**params, "page": page, "per_page": self.per_page})
-            data = response.json()
-            if not isinstance(data, list):
-                raise ForgeError(f"Gitee {path} page {page}: expected a JSON list, got {type(data).__name__}")
-            yield from data
-            total_page = response.headers.get("total_page")
-            if total_page is not None and total_page.isdigit():
-                if page >= int(total_page):
-                    return
-            elif len(data) < self.per_page:  # no header: a short page is the last one
-                return
+            response, data = self._get(f"/repos/{repo}/issues/{number}/comments",
+                                       {"order": "asc", "page": page, "per_page": self.per_page})
+            out += data if isinstance(data, list) else []
+            if not self._has_next(response, page, len(data or [])):
+                return out
             page += 1
 
-    # -- fetch --
-    def fetch_repo(self, repo: str, since: datetime | None = None) -> Iterator[dict]:
-        """One `records.raw_row` per issue updated at or after `since` (all when None)."""
-        for issue, comments in self.fetch_issues(repo, since):
-            yield raw_row(self.source, repo, issue, comments)
+    def _comment_issue_number(self, comment: dict) -> str | None:
+        return _issue_number(comment)
 
-    def fetch_issues(self, repo: str, since: datetime | None = None) -> Iterator[tuple[dict, list[dict]]]:
-        """(issue JSON, its comments' JSON) pairs exactly as the forge sent them."""
+    # -- poll --
+    def poll(self, repo: str, etag: str | None = None) -> PollResult:
+        """Has `repo` changed since `etag` (Gitee has no ETags: the latest `updated_at` the last poll
+        saw)? One request for the most recently updated issue at or after it."""
         check_repo(repo)
-        since = utc(since)
-        base = f"/repos/{repo}"
-        since_param = {"since": since.isoformat()} if since else {}
-        comments: dict[str, list[dict]] = defaultdict(list)
-        for c in self._pages(f"{base}/issues/comments", {"order": "asc", **since_param}):
-            number = _issue_number(c)
-            if number is None:
-                raise ForgeError(f"Gitee comment {c.get('id')!r} in {repo} has no target.issue.number")
-            comments[number].append(c)
-        seen: set[str] = set()
-        for issue in self._pages(f"{base}/issues", {"state": "all", "sort": "updated", "direction": "asc", **since_param}):
-            number = str(issue.get("number"))
-            seen.add(number)
-            joined = comments.get(number, [])
-            expected = issue.get("comments")
-            if isinstance(expected, int) and expected > len(joined):
-                joined = list(self._pages(f"{base}/issues/{number}/comments", {"order": "asc"}))
-            yield issue, joined
-        orphans = sum(len(v) for k, v in comments.items() if k not in seen)
-        if orphans:
-            log.warning("gitee %s: %d comments belong to issues outside this fetch window", repo, orphans)
+        cursor = parse_updated(etag) if etag else None
+        if etag and cursor is None:
+            raise ValueError(f"Gitee poll cursor must be an ISO 8601 timestamp, got {etag!r}")
+        params: dict[str, Any] = {"state": "all", "sort": "updated", "direction": "desc", "page": 1, "per_page": 1}
+        if cursor is not None:
+            params["since"] = cursor.isoformat()
+        with self._errors(repo):
+            _, data = self._get(f"/repos/{repo}/issues", params)
+        newest = data[0] if isinstance(data, list) and data else None
+        newest_ts = parse_updated(newest.get("updated_at")) if isinstance(newest, dict) else None
+        if newest_ts is None:
+            return PollResult(changed=False, etag=etag, requests=1)
+        changed = cursor is None or newest_ts > cursor
+        return PollResult(changed=changed, etag=newest_ts.isoformat() if changed else etag, requests=1)

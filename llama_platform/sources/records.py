@@ -11,9 +11,10 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 SOURCES = ("github", "gitee")
 # Gitee has four states; training only needs open vs closed.
@@ -92,7 +93,9 @@ def raw_row(source: str, repo: str, issue: Mapping[str, Any], comments: Iterable
     }
 
 
-def raw_frame(rows: Iterable[dict]) -> pd.DataFrame:
+def raw_frame(rows: Iterable[dict]) -> "pd.DataFrame":
+    import pandas as pd  # here, not at module level: the replay forge and connectors start faster
+
     df = pd.DataFrame(list(rows), columns=RAW_COLUMNS)
     df["updated_at"] = pd.to_datetime(df["updated_at"], utc=True)
     return df

@@ -5,36 +5,63 @@
 GitHub REST v3 lives under `/github` (PyGithub: `base_url=http://HOST:PORT/github`), Gitee v5 under
 `/gitee/api/v5`. It implements the parameters and pagination the connectors rely on (state, since,
 sort, direction, per_page, page; GitHub `Link` headers, Gitee `total_count`/`total_page`), so the real
-clients run unmodified against it. Test helpers live under `/_replay`: `GET /_replay/stats` (request
-counts per endpoint), `POST /_replay/reset`, and `POST /_replay/faults` to make the next N matching
-requests fail with a given status (for retry tests).
+clients run unmodified against it. GitHub is also served under `/api/v3` (a GitHub Enterprise
+base URL). Like GitHub, it sends a (weak) `ETag` on every GitHub list page and answers a matching
+`If-None-Match` with 304, which does not count against the rate limit; and it keeps a rate-limit
+budget (`x-ratelimit-limit/remaining/reset/used/resource`), answering 403 (or 429) with
+`x-ratelimit-remaining: 0` once it is spent, until the reset.
+
+Test helpers live under `/_replay` (and as `ReplayForgeServer` methods):
+  GET  /_replay/stats       requests by endpoint, by status, 304s by endpoint, the rate-limit budget
+  POST /_replay/reset       zero the counters, drop faults, refill the budget (the corpus is kept)
+  POST /_replay/faults      {"kind", "count", "path_contains", "params", "skip", ...}: the next `count`
+                            matching requests (-1: until cleared) fail; kinds: status (any HTTP status,
+                            optional retry-after), secondary_limit (403 + retry-after), too_many_requests
+                            (429 + retry-after), reset (socket closed with RST, no response), truncate
+                            (200 with the JSON body cut short), slow (answer after `delay` seconds)
+  POST /_replay/faults/clear
+  POST /_replay/ratelimit   {"limit", "remaining", "reset_in", "window", "status"}
+  POST /_replay/mutate      {"source", "repo", "op": add_issue|update_issue|add_comment|update_comment, ...}:
+                            change the corpus in memory, bumping updated_at (GitHub-like: a new comment
+                            also bumps its issue)
+  GET  /_replay/corpus?source=&repo=   the repo's current issues and comments
 
 With `--require-token-file`, requests must carry that token (GitHub: `Authorization: token|Bearer T`;
 Gitee: `access_token=T`), else 401. The token is read from a file, not argv, so `ps` does not show it;
 it is never logged or echoed, and uvicorn's access log (which would print query strings, including
-Gitee's access_token) is off.
+Gitee's access_token) is off. With `--github-app-id` and `--github-app-public-key-file`, GitHub App
+installation tokens are issued (`POST /app/installations/{id}/access_tokens`, JWT checked with the
+app's public key) and accepted.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import copy
+import hashlib
 import hmac
 import math
+import secrets
+import socket
+import struct
 import sys
 import tempfile
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
 import httpx
+import jwt
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from llama_platform.services import ServiceProcess, free_port, start_service, wait_http_ok
 from llama_platform.sources.corpus import load_corpus
@@ -42,6 +69,11 @@ from llama_platform.sources.corpus import load_corpus
 MIN_TS = datetime.min.replace(tzinfo=timezone.utc)
 GH_DOCS = "https://docs.github.com/rest"
 MAX_PER_PAGE = 100
+CST = timezone(timedelta(hours=8))
+FAULT_KINDS = ("status", "secondary_limit", "too_many_requests", "reset", "truncate", "slow")
+SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
+                     "If you reach out to GitHub Support for help, please include the request ID.")
+RAW_SEND = "replay.raw_send"  # scope key: the server's own `send`, for faults that need the socket
 
 
 def _ts(value: Any) -> datetime | None:
@@ -122,9 +154,10 @@ def _gitee_repo_object(repo: str, index: int) -> dict:
 
 
 class ReplayState:
-    """The loaded corpus plus the request counters and pending injected faults."""
+    """The loaded corpus plus the request counters, the rate-limit budget and pending injected faults."""
 
-    def __init__(self, corpus_dir: Path | str, token: str | None = None):
+    def __init__(self, corpus_dir: Path | str, token: str | None = None, rate_limit: int = 5000,
+                 app_id: str | None = None, app_public_key: str | None = None):
         self.repos: dict[tuple[str, str], RepoData] = {}
         for i, data in enumerate(load_corpus(corpus_dir)):
             rd = RepoData(data["source"], data["repo"], data["issues"], data["comments"])
@@ -135,21 +168,68 @@ class ReplayState:
             rd.repo_object = (_github_repo_object if rd.source == "github" else _gitee_repo_object)(rd.repo, i)
             self.repos[(rd.source, rd.repo.lower())] = rd
         self.token = token
-        self.lock = threading.Lock()
+        self.app_id = app_id
+        self.app_public_key = app_public_key
+        self.installation_tokens: set[str] = set()
+        self.lock = threading.RLock()
         self.counts: Counter[str] = Counter()
         self.status_counts: Counter[str] = Counter()
+        self.not_modified: Counter[str] = Counter()
         self.faults: list[dict] = []
+        self.rate = {"limit": rate_limit, "remaining": rate_limit, "window": 3600,
+                     "reset": int(time.time()) + 3600, "status": 403}
+        self.last_mutation = 0.0
+
+    @property
+    def requires_auth(self) -> bool:
+        return self.token is not None or self.app_id is not None
 
     def repo(self, source: str, owner: str, name: str) -> RepoData | None:
         return self.repos.get((source, f"{owner}/{name}".lower()))
 
-    def take_fault(self, path: str) -> int | None:
+    def take_fault(self, request: Request) -> dict | None:
+        path, query = request.url.path, request.query_params
         with self.lock:
             for fault in self.faults:
-                if fault["path_contains"] in path and fault["remaining"] > 0:
+                if fault["remaining"] == 0 or fault["path_contains"] not in path:
+                    continue
+                if any(query.get(k) != str(v) for k, v in fault["params"].items()):
+                    continue
+                if fault["skip"] > 0:
+                    fault["skip"] -= 1
+                    continue
+                if fault["remaining"] > 0:
                     fault["remaining"] -= 1
-                    return fault["status"]
+                fault["fired"] += 1
+                return dict(fault)
         return None
+
+    # -- rate limit (GitHub) --
+    def rate_check(self) -> bool:
+        """Refill the budget if its window passed; True if a request may be served."""
+        with self.lock:
+            now = int(time.time())
+            if now >= self.rate["reset"]:
+                self.rate.update(remaining=self.rate["limit"], reset=now + self.rate["window"])
+            return self.rate["remaining"] > 0
+
+    def rate_spend(self) -> None:
+        with self.lock:
+            self.rate["remaining"] = max(self.rate["remaining"] - 1, 0)
+
+    def rate_headers(self) -> dict[str, str]:
+        r = self.rate
+        return {"X-RateLimit-Limit": str(r["limit"]), "X-RateLimit-Remaining": str(r["remaining"]),
+                "X-RateLimit-Reset": str(r["reset"]), "X-RateLimit-Used": str(r["limit"] - r["remaining"]),
+                "X-RateLimit-Resource": "core"}
+
+    # -- mutations --
+    def now(self) -> datetime:
+        """A mutation's timestamp: wall clock, whole seconds, strictly after the previous mutation's."""
+        with self.lock:
+            ts = max(float(int(time.time())), self.last_mutation + 1)
+            self.last_mutation = ts
+        return datetime.fromtimestamp(ts, tz=timezone.utc)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -203,17 +283,16 @@ def _gitee_error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"message": message}, status_code=status)
 
 
-def _github_headers(state: ReplayState) -> dict[str, str]:
-    # Generous and static-ish: PyGithub reads these but a replay never runs out.
-    return {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": str(5000 - state.counts.total() % 5000),
-            "X-RateLimit-Reset": str(int(time.time()) + 3600), "X-RateLimit-Used": "0", "X-RateLimit-Resource": "core"}
-
-
 def _github_authorised(state: ReplayState, request: Request) -> bool:
-    if state.token is None:
+    if not state.requires_auth:
         return True
     scheme, _, value = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() in ("token", "bearer") and hmac.compare_digest(value.strip().encode(), state.token.encode())
+    value = value.strip()
+    if scheme.lower() not in ("token", "bearer") or not value:
+        return False
+    if state.token is not None and hmac.compare_digest(value.encode(), state.token.encode()):
+        return True
+    return any(hmac.compare_digest(value.encode(), t.encode()) for t in state.installation_tokens)
 
 
 def _gitee_authorised(state: ReplayState, request: Request) -> bool:
@@ -226,23 +305,78 @@ def _gitee_authorised(state: ReplayState, request: Request) -> bool:
 Handler = Callable[[ReplayState, Request, RepoData], JSONResponse]
 
 
-def _endpoint(name: str, source: str, handler: Handler) -> Callable:
-    """Wrap a handler with counting, fault injection, auth and repo lookup."""
+class ResetConnection(Response):
+    """Close the client's socket with a TCP RST and send nothing: a connection reset by peer."""
+
+    def __init__(self) -> None:
+        super().__init__(b"", 200)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raw_send = scope.get(RAW_SEND)
+        transport = getattr(getattr(raw_send, "__self__", None), "transport", None)
+        if transport is None:  # not running under uvicorn's h11/httptools protocol: fail loudly instead
+            raise RuntimeError("replay forge: cannot reach the socket to reset it")
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # RST, not FIN
+        transport.abort()
+        await asyncio.sleep(0)  # let the server notice the disconnect, so it does not answer 500
+
+
+def _truncated(response: Response) -> Response:
+    """The same answer with its body cut short (Content-Length matches the short body)."""
+    body = response.body[: max(len(response.body) // 2, 1)]
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "etag")}
+    return Response(body, response.status_code, headers=headers, media_type="application/json")
+
+
+def _fault_response(fault: dict, error: Callable[[int, str], JSONResponse]) -> Response | None:
+    kind = fault["kind"]
+    if kind == "reset":
+        return ResetConnection()
+    if kind in ("truncate", "slow"):
+        return None  # applied to the real answer
+    if kind == "secondary_limit":
+        response = error(fault["status"] or 403, fault["message"] or SECONDARY_MESSAGE)
+    elif kind == "too_many_requests":
+        response = error(fault["status"] or 429, fault["message"] or "Too Many Requests")
+    else:
+        response = error(fault["status"] or 502, fault["message"] or "Injected fault")
+    if fault["retry_after"] is not None:
+        response.headers["Retry-After"] = str(fault["retry_after"])
+    return response
+
+
+def _etag(response: Response) -> str:
+    digest = hashlib.sha1(response.body + response.headers.get("link", "").encode()).hexdigest()
+    return f'W/"{digest}"'
+
+
+def _endpoint(name: str, source: str, handler: Handler, list_endpoint: bool = False) -> Callable:
+    """Wrap a handler with counting, fault injection, auth, rate limit, repo lookup and ETags."""
     error = _gh_error if source == "github" else _gitee_error
     authorised = _github_authorised if source == "github" else _gitee_authorised
 
-    async def endpoint(request: Request) -> JSONResponse:
+    async def endpoint(request: Request) -> Response:
         state: ReplayState = request.app.state.replay
         with state.lock:
             state.counts[name] += 1
-        fault = state.take_fault(request.url.path)
-        if fault is not None:
-            response = error(fault, "Injected fault")
+        fault = state.take_fault(request)
+        if fault is not None and fault["kind"] == "slow":
+            await asyncio.sleep(fault["delay"])
+        response: Response | None = _fault_response(fault, error) if fault is not None else None
+        spend = False
+        if response is not None:
+            pass
         elif not authorised(state, request):
             response = error(401, "Bad credentials" if source == "github" else "401 Unauthorized: Access token does not exist")
+        elif source == "github" and not state.rate_check():
+            response = error(state.rate["status"], "API rate limit exceeded for 127.0.0.1. (But here's the good news: "
+                                                   "Authenticated requests get a higher rate limit.)")
         else:
             p = request.path_params
             rd = state.repo(source, p["owner"], p["repo"])
+            spend = source == "github"
             if rd is None:
                 response = error(404, "Not Found" if source == "github" else "Not Found Project")
             else:
@@ -250,10 +384,23 @@ def _endpoint(name: str, source: str, handler: Handler) -> Callable:
                     response = handler(state, request, rd)
                 except BadParam as exc:
                     response = error(422, f"Validation Failed: {exc}")
+            if source == "github" and list_endpoint and response.status_code == 200:
+                etag = _etag(response)
+                wanted = {t.strip() for t in request.headers.get("if-none-match", "").split(",")}
+                if etag in wanted or "*" in wanted:
+                    # Not Modified: no body, and (as on GitHub) free of charge.
+                    response, spend = Response(status_code=304), False
+                    with state.lock:
+                        state.not_modified[name] += 1
+                response.headers["ETag"] = etag
+        if spend:
+            state.rate_spend()
         if source == "github":
-            response.headers.update(_github_headers(state))
+            response.headers.update(state.rate_headers())
+        if fault is not None and fault["kind"] == "truncate" and not isinstance(response, ResetConnection):
+            response = _truncated(response)
         with state.lock:
-            state.status_counts[str(response.status_code)] += 1
+            state.status_counts["reset" if isinstance(response, ResetConnection) else str(response.status_code)] += 1
         return response
 
     return endpoint
@@ -359,7 +506,9 @@ async def replay_stats(request: Request) -> JSONResponse:
     state: ReplayState = request.app.state.replay
     with state.lock:
         return JSONResponse({"total": state.counts.total(), "by_endpoint": dict(state.counts),
-                             "by_status": dict(state.status_counts)})
+                             "by_status": dict(state.status_counts), "not_modified": dict(state.not_modified),
+                             "rate_limit": dict(state.rate),
+                             "faults": [{k: f[k] for k in ("kind", "path_contains", "remaining", "fired")} for f in state.faults]})
 
 
 async def replay_reset(request: Request) -> JSONResponse:
@@ -367,40 +516,218 @@ async def replay_reset(request: Request) -> JSONResponse:
     with state.lock:
         state.counts.clear()
         state.status_counts.clear()
+        state.not_modified.clear()
+        state.faults.clear()
+        state.rate.update(remaining=state.rate["limit"], reset=int(time.time()) + state.rate["window"], status=403)
+    return JSONResponse({"ok": True})
+
+
+def _fault_spec(body: dict) -> dict:
+    kind = str(body.get("kind", "status"))
+    if kind not in FAULT_KINDS:
+        raise BadParam(f"kind must be one of {FAULT_KINDS}, got {kind!r}")
+    params = body.get("params") or {}
+    if not isinstance(params, dict):
+        raise BadParam("params must be an object")
+    retry_after = body.get("retry_after")
+    if kind in ("secondary_limit", "too_many_requests") and retry_after is None:
+        retry_after = 1
+    return {
+        "kind": kind,
+        "status": int(body["status"]) if body.get("status") is not None else None,
+        "remaining": int(body.get("count", 1)),
+        "path_contains": str(body.get("path_contains", "")),
+        "params": {str(k): str(v) for k, v in params.items()},
+        "skip": int(body.get("skip", 0)),
+        "retry_after": None if retry_after is None else int(retry_after),
+        "delay": float(body.get("delay", 2.0)),
+        "message": body.get("message"),
+        "fired": 0,
+    }
+
+
+async def replay_faults(request: Request) -> JSONResponse:
+    """Body: {"kind": "status", "status": 502, "count": 2, "path_contains": "/issues", "params": {"page": "3"}}."""
+    state: ReplayState = request.app.state.replay
+    try:
+        fault = _fault_spec(await request.json())
+    except (BadParam, ValueError, TypeError) as exc:
+        return JSONResponse({"message": str(exc)}, status_code=422)
+    with state.lock:
+        state.faults.append(fault)
+    return JSONResponse({"ok": True})
+
+
+async def replay_faults_clear(request: Request) -> JSONResponse:
+    state: ReplayState = request.app.state.replay
+    with state.lock:
         state.faults.clear()
     return JSONResponse({"ok": True})
 
 
-async def replay_faults(request: Request) -> JSONResponse:
-    """Body: {"status": 502, "count": 2, "path_contains": "/issues"}: the next `count` matching requests fail."""
+async def replay_ratelimit(request: Request) -> JSONResponse:
+    """Body: {"limit": 5000, "remaining": 0, "reset_in": 2, "window": 3600, "status": 403}."""
     state: ReplayState = request.app.state.replay
     body = await request.json()
-    status, count = int(body.get("status", 502)), int(body.get("count", 1))
     with state.lock:
-        state.faults.append({"status": status, "remaining": count, "path_contains": str(body.get("path_contains", ""))})
-    return JSONResponse({"ok": True})
+        r = state.rate
+        if "limit" in body:
+            r["limit"] = int(body["limit"])
+        r["remaining"] = min(int(body.get("remaining", r["limit"])), r["limit"])
+        if "window" in body:
+            r["window"] = int(body["window"])
+        r["reset"] = int(time.time()) + int(body.get("reset_in", r["window"]))
+        r["status"] = int(body.get("status", 403))
+        return JSONResponse(dict(r))
 
 
-def create_app(corpus_dir: Path | str, token: str | None = None) -> Starlette:
-    gh = "/github/repos/{owner}/{repo}"
+def _stamp(source: str, ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ") if source == "github" else ts.astimezone(CST).isoformat(timespec="seconds")
+
+
+def _mutate(state: ReplayState, rd: RepoData, body: dict) -> dict:
+    op = body.get("op")
+    ts = _stamp(rd.source, state.now())
+    issues = {str(i.get("number")): i for i in rd.issues}
+    if op == "update_issue":
+        issue = issues.get(str(body.get("number")))
+        if issue is None:
+            raise BadParam(f"no issue {body.get('number')!r}")
+        issue.update(body.get("fields") or {})
+        issue["updated_at"] = ts
+        return issue
+    if op == "add_issue":
+        template = next(i for i in reversed(rd.issues) if "pull_request" not in i)
+        issue = copy.deepcopy(template)
+        if rd.source == "github":
+            number: Any = max(int(i["number"]) for i in rd.issues) + 1
+        else:
+            number = f"IZ{sum(str(i['number']).startswith('IZ') for i in rd.issues):04d}"
+        issue.update({"id": max(i["id"] for i in rd.issues) + 1000, "number": number, "state": "open", "comments": 0,
+                      "created_at": ts, "updated_at": ts, "title": "New issue", "body": "Added by a test."})
+        issue.pop("closed_at" if rd.source == "github" else "finished_at", None)
+        issue.update(body.get("fields") or {})
+        rd.issues.append(issue)
+        return issue
+    if op == "add_comment":
+        number = str(body.get("number"))
+        issue = issues.get(number)
+        if issue is None:
+            raise BadParam(f"no issue {number!r}")
+        comment = copy.deepcopy(rd.comments[-1])
+        comment.update({"id": max(c["id"] for c in rd.comments) + 1000, "body": body.get("body", "A new comment."),
+                        "created_at": ts, "updated_at": ts})
+        if rd.source == "github":
+            comment["issue_url"] = comment["issue_url"].rsplit("/", 1)[0] + f"/{number}"
+        else:
+            comment["target"] = {"issue": {"id": issue["id"], "title": issue.get("title"), "number": issue["number"]},
+                                 "pull_request": None}
+        rd.comments.append(comment)
+        rd.comments_by_issue.setdefault(number, []).append(comment)
+        issue["comments"] = int(issue.get("comments") or 0) + 1
+        issue["updated_at"] = ts
+        return comment
+    if op == "update_comment":
+        comment = next((c for c in rd.comments if c.get("id") == body.get("id")), None)
+        if comment is None:
+            raise BadParam(f"no comment {body.get('id')!r}")
+        comment.update({"body": body.get("body", comment.get("body")), "updated_at": ts})
+        return comment
+    raise BadParam("op must be add_issue, update_issue, add_comment or update_comment")
+
+
+async def replay_mutate(request: Request) -> JSONResponse:
+    state: ReplayState = request.app.state.replay
+    body = await request.json()
+    owner, _, name = str(body.get("repo", "")).partition("/")
+    rd = state.repo(str(body.get("source")), owner, name)
+    if rd is None:
+        return JSONResponse({"message": "no such repo"}, status_code=404)
+    try:
+        with state.lock:
+            return JSONResponse(_mutate(state, rd, body))
+    except BadParam as exc:
+        return JSONResponse({"message": str(exc)}, status_code=422)
+
+
+async def replay_corpus(request: Request) -> JSONResponse:
+    state: ReplayState = request.app.state.replay
+    owner, _, name = request.query_params.get("repo", "").partition("/")
+    rd = state.repo(request.query_params.get("source", ""), owner, name)
+    if rd is None:
+        return JSONResponse({"message": "no such repo"}, status_code=404)
+    with state.lock:
+        return JSONResponse({"source": rd.source, "repo": rd.repo, "issues": rd.issues, "comments": rd.comments})
+
+
+async def github_app_token(request: Request) -> JSONResponse:
+    """`POST /app/installations/{id}/access_tokens` with the app's JWT: a 1-hour installation token."""
+    state: ReplayState = request.app.state.replay
+    with state.lock:
+        state.counts["github.app_token"] += 1
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if state.app_id is None or scheme.lower() != "bearer":
+        return _gh_error(401, "A JSON web token could not be decoded")
+    try:
+        claims = jwt.decode(value.strip(), state.app_public_key, algorithms=["RS256"], leeway=60,
+                            options={"require": ["iat", "exp", "iss"]})
+    except jwt.PyJWTError:
+        return _gh_error(401, "A JSON web token could not be decoded")
+    if str(claims["iss"]) != str(state.app_id):
+        return _gh_error(401, "Integration not found")
+    token = "ghs_" + secrets.token_hex(18)
+    expires = (datetime.now(timezone.utc) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with state.lock:
+        state.installation_tokens.add(token)
+    return JSONResponse({"token": token, "expires_at": expires, "permissions": {"issues": "read", "metadata": "read"},
+                         "repository_selection": "all"}, status_code=201)
+
+
+class _KeepRawSend:
+    """Outermost ASGI layer: remember the server's own `send` (faults that reset the socket need it)."""
+
+    def __init__(self, app: Starlette):
+        self.app = app
+        self.state = app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND] = send
+        await self.app(scope, receive, send)
+
+
+def create_app(corpus_dir: Path | str, token: str | None = None, rate_limit: int = 5000,
+               app_id: str | None = None, app_public_key: str | None = None) -> _KeepRawSend:
     ge = "/gitee/api/v5/repos/{owner}/{repo}"
     routes = [
         Route("/_replay/health", replay_health),
         Route("/_replay/stats", replay_stats),
         Route("/_replay/reset", replay_reset, methods=["POST"]),
         Route("/_replay/faults", replay_faults, methods=["POST"]),
-        Route(gh, _endpoint("github.repo", "github", github_repo)),
-        Route(f"{gh}/issues", _endpoint("github.issues", "github", github_issues)),
-        Route(f"{gh}/issues/comments", _endpoint("github.repo_comments", "github", github_repo_comments)),
-        Route(f"{gh}/issues/{{number}}/comments", _endpoint("github.issue_comments", "github", github_issue_comments)),
+        Route("/_replay/faults/clear", replay_faults_clear, methods=["POST"]),
+        Route("/_replay/ratelimit", replay_ratelimit, methods=["POST"]),
+        Route("/_replay/mutate", replay_mutate, methods=["POST"]),
+        Route("/_replay/corpus", replay_corpus),
+    ]
+    for prefix in ("/github", "/api/v3"):  # api.github.com-style and GitHub Enterprise-style base URLs
+        gh = f"{prefix}/repos/{{owner}}/{{repo}}"
+        routes += [
+            Route(f"{prefix}/app/installations/{{installation}}/access_tokens", github_app_token, methods=["POST"]),
+            Route(gh, _endpoint("github.repo", "github", github_repo)),
+            Route(f"{gh}/issues", _endpoint("github.issues", "github", github_issues, list_endpoint=True)),
+            Route(f"{gh}/issues/comments", _endpoint("github.repo_comments", "github", github_repo_comments, list_endpoint=True)),
+            Route(f"{gh}/issues/{{number}}/comments",
+                  _endpoint("github.issue_comments", "github", github_issue_comments, list_endpoint=True)),
+        ]
+    routes += [
         Route(ge, _endpoint("gitee.repo", "gitee", gitee_repo)),
         Route(f"{ge}/issues", _endpoint("gitee.issues", "gitee", gitee_issues)),
         Route(f"{ge}/issues/comments", _endpoint("gitee.repo_comments", "gitee", gitee_repo_comments)),
         Route(f"{ge}/issues/{{number}}/comments", _endpoint("gitee.issue_comments", "gitee", gitee_issue_comments)),
     ]
     app = Starlette(routes=routes)
-    app.state.replay = ReplayState(corpus_dir, token)
-    return app
+    app.state.replay = ReplayState(corpus_dir, token, rate_limit=rate_limit, app_id=app_id, app_public_key=app_public_key)
+    return _KeepRawSend(app)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -415,7 +742,11 @@ class ReplayForgeServer:
     """
 
     def __init__(self, corpus_dir: Path | str, host: str = "127.0.0.1", port: int | None = None,
-                 log_dir: Path | str | None = None, require_token: str | None = None):
+                 log_dir: Path | str | None = None, require_token: str | None = None, rate_limit: int = 5000,
+                 github_app: tuple[str, str] | None = None):
+        """`github_app`: (app id, the app's public key PEM) to issue and accept installation tokens."""
+        self.rate_limit = rate_limit
+        self.github_app = github_app
         self.corpus_dir = Path(corpus_dir)
         self.host = host
         self.port = port or free_port(host)
@@ -437,6 +768,11 @@ class ReplayForgeServer:
     def gitee_url(self) -> str:
         return f"{self.url}/gitee/api/v5"
 
+    @property
+    def enterprise_url(self) -> str:
+        """The same GitHub API under a GitHub Enterprise-style base URL (`https://HOST/api/v3`)."""
+        return f"{self.url}/api/v3"
+
     def start(self, timeout: float = 30.0) -> "ReplayForgeServer":
         cmd = [sys.executable, "-m", "llama_platform.sources.replay_forge", "--corpus", str(self.corpus_dir),
                "--host", self.host, "--port", str(self.port)]
@@ -446,6 +782,13 @@ class ReplayForgeServer:
             self._token_file.touch(mode=0o600)
             self._token_file.write_text(self.require_token)
             cmd += ["--require-token-file", str(self._token_file)]
+        if self.rate_limit != 5000:
+            cmd += ["--rate-limit", str(self.rate_limit)]
+        if self.github_app is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            key_file = self.log_dir / f"replay-app-key-{self.port}.pem"
+            key_file.write_text(self.github_app[1])
+            cmd += ["--github-app-id", str(self.github_app[0]), "--github-app-public-key-file", str(key_file)]
         self.process = start_service("replay-forge", cmd, self.log_dir / f"replay-forge-{self.port}.log")
         self.process.url = self.url
         try:
@@ -480,9 +823,43 @@ class ReplayForgeServer:
     def reset(self) -> None:
         httpx.post(f"{self.url}/_replay/reset", timeout=10).raise_for_status()
 
-    def inject_fault(self, status: int = 502, count: int = 1, path_contains: str = "") -> None:
-        httpx.post(f"{self.url}/_replay/faults", json={"status": status, "count": count, "path_contains": path_contains},
-                   timeout=10).raise_for_status()
+    def _post(self, path: str, body: dict | None = None) -> Any:
+        response = httpx.post(f"{self.url}/_replay/{path}", json=body or {}, timeout=10)
+        if response.status_code >= 400:
+            raise ValueError(f"replay forge /_replay/{path}: {response.status_code} {response.text}")
+        return response.json()
+
+    def inject_fault(self, status: int | None = 502, count: int = 1, path_contains: str = "", *, kind: str = "status",
+                     params: dict | None = None, skip: int = 0, retry_after: int | None = None, delay: float = 2.0,
+                     message: str | None = None) -> None:
+        """The next `count` requests (-1: until `clear_faults`) whose path contains `path_contains` and whose
+        query has `params` fail as `kind` (see the module doc), after `skip` matching ones pass."""
+        self._post("faults", {"kind": kind, "status": status if kind == "status" else None, "count": count,
+                              "path_contains": path_contains, "params": params or {}, "skip": skip,
+                              "retry_after": retry_after, "delay": delay, "message": message})
+
+    def clear_faults(self) -> None:
+        self._post("faults/clear")
+
+    def set_rate_limit(self, remaining: int, reset_in: int = 3600, limit: int | None = None, status: int = 403,
+                       window: int | None = None) -> dict:
+        body: dict[str, Any] = {"remaining": remaining, "reset_in": reset_in, "status": status}
+        if limit is not None:
+            body["limit"] = limit
+        if window is not None:
+            body["window"] = window
+        return self._post("ratelimit", body)
+
+    def mutate(self, source: str, repo: str, op: str, **fields: Any) -> dict:
+        """Change the served corpus: op = add_issue(fields) | update_issue(number, fields) |
+        add_comment(number, body) | update_comment(id, body). Returns the new or changed object."""
+        return self._post("mutate", {"source": source, "repo": repo, "op": op, **fields})
+
+    def snapshot(self, source: str, repo: str) -> dict:
+        """The repo's current issues and comments, as served."""
+        response = httpx.get(f"{self.url}/_replay/corpus", params={"source": source, "repo": repo}, timeout=30)
+        response.raise_for_status()
+        return response.json()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -494,13 +871,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--require-token-file", type=Path, default=None,
                         help="file holding the token clients must send (401 otherwise)")
+    parser.add_argument("--rate-limit", type=int, default=5000, help="GitHub requests per hour (x-ratelimit-limit)")
+    parser.add_argument("--github-app-id", default=None, help="issue installation tokens for this GitHub App id")
+    parser.add_argument("--github-app-public-key-file", type=Path, default=None, help="the app's public key (PEM)")
     args = parser.parse_args(argv)
     token = args.require_token_file.read_text().strip() if args.require_token_file else None
-    app = create_app(args.corpus, token)
+    public_key = args.github_app_public_key_file.read_text() if args.github_app_public_key_file else None
+    if (args.github_app_id is None) != (public_key is None):
+        parser.error("--github-app-id and --github-app-public-key-file go together")
+    app = create_app(args.corpus, token, rate_limit=args.rate_limit, app_id=args.github_app_id, app_public_key=public_key)
     n = len(app.state.replay.repos)
     print(f"replay forge: {n} repos from {args.corpus} on http://{args.host}:{args.port}", flush=True)
     # access_log off: it would print request query strings, and Gitee tokens travel in the query.
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    # httptools: ResetConnection reaches the socket through this protocol's `send`.
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, http="httptools",
+                timeout_graceful_shutdown=1)  # don't wait out a "slow" fault's answer on stop
 
 
 if __name__ == "__main__":

@@ -167,7 +167,9 @@ def test_missing_columns_are_a_clear_error():
 def test_empty_input_gives_empty_valid_outputs():
     res = clean_issues(frame([]))
     assert len(res.cleaned) == len(res.quarantined) == len(res.filtered) == 0
-    assert res.counts == {"raw": 0, "cleaned": 0, "quarantined": {}, "filtered": {}, "comments": {}, "redactions": {}}
+    assert res.counts == {
+        "raw": 0, "cleaned": 0, "quarantined": {}, "filtered": {}, "comments": {}, "redactions": {}, "languages": {}
+    }  # fmt: skip
     CleanedIssuesSchema.validate(res.cleaned)
 
 
@@ -189,3 +191,56 @@ def test_same_timestamp_versions_prefer_the_one_with_more_comments():
     assert res.cleaned.iloc[0]["n_comments"] == 1
     assert res.counts["filtered"] == {"superseded": 1}
     assert json.loads(older["payload"])["issue"]["number"] == 1
+
+
+def _thread(number: int, comments: list[dict]) -> dict:
+    topics = ["the exporter", "the importer", "the scheduler", "the web console", "the CLI"]
+    body = f"Since version {number}.2 {topics[number]} hangs whenever the disk is full; restarting it does not help at all."
+    return gh_row(number=number, title=f"{topics[number]} hangs", body=body, comments=comments)
+
+
+def test_conversation_shape_filters():
+    bot_log = [gh_comment("github-actions[bot]", f"CI run {i} failed", user_type="Bot") for i in range(5)]
+    flood = [gh_comment("bob", f"any update on this? ping number {i}") for i in range(31)]
+    busy = [gh_comment(f"user{i % 10}", f"I see this too on setup {i}") for i in range(40)]  # many people: fine
+    few_bots = [gh_comment("codecov[bot]", "coverage 90%", user_type="Bot"), gh_comment("bob", "Same on macOS for me.")]
+    raw = frame([_thread(1, bot_log), _thread(2, flood), _thread(3, busy), _thread(4, few_bots)])
+    res = clean_issues(raw)
+    reasons = dict(zip(res.filtered["issue_id"], res.filtered["reason"]))
+    assert reasons == {"github:acme/server#1": "bot_dominated", "github:acme/server#2": "comment_flood"}
+    assert set(res.cleaned["number"]) == {"3", "4"}
+    assert res.cleaned.set_index("number").loc["4", "n_comments"] == 1
+    limit = clean_issues(raw, CleaningConfig(max_comments=39))
+    assert dict(zip(limit.filtered["issue_id"], limit.filtered["reason"]))["github:acme/server#3"] == "comment_flood"
+
+
+def test_language_column(result):
+    langs = result.cleaned.set_index("issue_id")["lang"]
+    assert langs["github:acme/server#1"] == "en"
+    assert langs["gitee:mirror/server#I1ABCD"] in ("zh", "en")  # Chinese opening, English lorem after
+    assert result.counts["languages"] == dict(langs.value_counts())
+
+
+def test_chunked_and_parallel_cleaning_match_one_frame(mixed, result):
+    from llama_platform.data.cleaning import clean_chunks
+
+    # Chunks of 3 split the two versions of #1 and the near-duplicate pair across chunks.
+    shuffled = mixed.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    chunks = [shuffled.iloc[i : i + 3] for i in range(0, len(shuffled), 3)]
+    for res in (clean_chunks(chunks), clean_chunks(chunks, workers=2)):
+        pd.testing.assert_frame_equal(res.cleaned, result.cleaned)
+        key = ["issue_id", "reason"]
+        assert sorted(map(tuple, res.filtered[key].values)) == sorted(map(tuple, result.filtered[key].values))
+        assert sorted(map(tuple, res.quarantined[key].values)) == sorted(map(tuple, result.quarantined[key].values))
+        assert res.counts == result.counts
+
+
+def test_markdown_and_truncation_in_cleaned_text():
+    body = "Crash report\n============\n* step one\n<details><summary>log</summary>\n\n```\nE  boom\n```\n</details>\n" + LOREM
+    res = clean_issues(frame([gh_row(number=1, body=body, comments=[gh_comment("bob", "x" * 50 + " @alice " + "y" * 9000)])]))
+    row = res.cleaned.iloc[0]
+    assert row["body"].startswith("# Crash report\n- step one\nlog\n\n```\nE  boom\n```")
+    assert "<details>" not in row["body"]
+    comment = row["comments_text"]
+    assert len(comment) <= CleaningConfig().max_comment_chars and "characters truncated" in comment
+    assert pseudonymise("alice") in comment and comment.endswith("y" * 100)  # head and tail kept

@@ -17,7 +17,7 @@ def _cleaned(**overrides) -> pd.DataFrame:
     row = {
         "issue_id": ["github:a/b#1"], "source": ["github"], "repo": ["a/b"], "number": ["1"],
         "title": ["t"], "body": ["b"], "comments_text": [""], "n_comments": [0], "labels": [["bug", "docs"]],
-        "label": ["bug"], "state": ["open"], "author": ["<USER_abcdef>"], "author_association": [None],
+        "label": ["bug"], "lang": ["en"], "state": ["open"], "author": ["<USER_abcdef>"], "author_association": [None],
         "created_at": ts, "updated_at": ts, "closed_at": pd.to_datetime([None], utc=True),
         "dup_cluster": ["github:a/b#1"], "redactions": [0], "raw_hash": ["h"],
     }  # fmt: skip
@@ -47,6 +47,7 @@ def test_cleaned_schema_positive():
         {"source": ["gitlab"], "issue_id": ["gitlab:a/b#1"]},
         {"issue_id": ["github:a/b#2"]},  # does not match its key
         {"author": ["alice"]},  # not pseudonymised
+        {"lang": ["english"]},  # not an ISO 639-1 code we tag
         {"n_comments": [-1]},
         {"state": ["progressing"]},
         {"created_at": pd.to_datetime(["2024-01-01T00:00:00"])},  # naive timestamp

@@ -1,14 +1,18 @@
+import json
+import posixpath
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from deltalake import DeltaTable, write_deltalake
 from pandera.errors import SchemaError
 
 from llama_platform.data.cleaning import clean_issues
 from llama_platform.data.redaction import pseudonymise
 from llama_platform.data.snapshot import (
+    MANIFEST_COMMIT_KEY,
     SNAPSHOT_COLUMNS,
     SnapshotIntegrityError,
     content_hash,
@@ -51,9 +55,16 @@ def test_round_trip(store):
     assert manifest["row_counts"] == {s: int((df["split"] == s).sum()) for s in ("train", "val", "test")}
     assert sum(manifest["row_counts"].values()) == manifest["total_rows"] == len(df)
     assert [c["name"] for c in manifest["schema"]] == SNAPSHOT_COLUMNS
-    assert store.listdir(f"snapshots/{info.version}") == ["manifest.json", "test.parquet", "train.parquet", "val.parquet"]
-    # Each split file holds exactly its rows.
-    train = pq.read_table(pa.BufferReader(store.read_bytes(f"snapshots/{info.version}/train.parquet"))).to_pandas()
+    assert manifest["label_counts"]["train"] == dict(df[df["split"] == "train"]["label"].value_counts())
+    assert sum(sum(v.values()) for v in manifest["lang_counts"].values()) == len(df)
+    assert store.listdir(f"snapshots/{info.version}") == ["manifest.json", "table"]
+    # A real Delta table, partitioned by split, whose commit carries the manifest.
+    dt = DeltaTable(info.uri)
+    assert dt.version() == 0 and dt.metadata().partition_columns == ["split"]
+    assert dt.metadata().configuration.get("delta.appendOnly") == "true"
+    commit = dt.history()[0]
+    assert json.loads(commit[MANIFEST_COMMIT_KEY])["content_hash"] == info.content_hash
+    train = dt.to_pyarrow_table(filters=[("split", "=", "train")]).to_pandas()
     assert set(train["split"]) <= {"train"} and len(train) == manifest["row_counts"]["train"]
     by_version, _ = read_snapshot(store, info.content_hash)
     pd.testing.assert_frame_equal(by_version, back)
@@ -103,17 +114,23 @@ def test_missing_snapshots_are_clear_errors(store):
 
 def test_tampered_snapshot_is_detected(store):
     info = write_snapshot(store, _snapshot_frame(), LINEAGE, created_at=T0)
-    rel = f"snapshots/{info.version}/train.parquet"
+    # Rows appended to the table behind the manifest's back (a valid Delta commit).
+    extra = DeltaTable(info.uri).to_pyarrow_table().slice(0, 1)
+    write_deltalake(info.uri, extra, mode="append")
+    with pytest.raises(SnapshotIntegrityError, match="content hash"):
+        read_snapshot(store, info.version)
+    assert len(read_snapshot(store, info.version, verify=False)[0]) == info.manifest["total_rows"] + 1
+
+
+def test_corrupted_data_file_is_detected(store):
+    info = write_snapshot(store, _snapshot_frame(), LINEAGE, created_at=T0)
+    rel = posixpath.join(f"snapshots/{info.version}/table", DeltaTable(info.uri).file_uris()[0].split("/table/", 1)[1])
     table = pq.read_table(pa.BufferReader(store.read_bytes(rel)))
-    titles = table.column("title").to_pylist()
-    titles[0] = "edited after the fact"
-    table = table.set_column(table.schema.get_field_index("title"), "title", pa.array(titles))
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink)
+    pq.write_table(table.slice(1), sink)  # one row fewer, written over the original file
     store.write_bytes(rel, sink.getvalue().to_pybytes())
     with pytest.raises(SnapshotIntegrityError):
         read_snapshot(store, info.version)
-    assert len(read_snapshot(store, info.version, verify=False)[0]) == info.manifest["total_rows"]
 
 
 def test_invalid_frames_are_refused_before_writing(store):
@@ -143,3 +160,43 @@ def test_frame_reloaded_from_parquet_gives_the_same_snapshot(store, tmp_path):
     a = write_snapshot(store, df, LINEAGE)
     b = write_snapshot(store, reloaded, LINEAGE)
     assert a.version == b.version and not b.created
+
+
+def test_interrupted_write_is_completed_by_the_next_writer(store):
+    df = _snapshot_frame()
+    info = write_snapshot(store, df, LINEAGE, created_at=T0)
+    # A writer that committed the table but died before the manifest.
+    store.fs.delete_file(store.path(f"snapshots/{info.version}/manifest.json"))
+    assert list_snapshots(store) == []
+    again = write_snapshot(store, df, LINEAGE, created_at=T0)
+    assert again.created and again.version == info.version
+    assert DeltaTable(info.uri).version() == 0  # completed, not rewritten
+    assert len(read_snapshot(store, info.version)[0]) == len(df)
+
+
+def test_rebuild_gives_the_same_splits_and_version(store):
+    # Splits are a function of the duplicate cluster: cleaning the same raw rows again, in another
+    # order, reproduces every split and hence the snapshot version.
+    a = _snapshot_frame(20)
+    rows = [gh_row(number=i, title=f"Issue {i} crashes the importer", body=f"Case {i}: " + "the importer fails " * (i + 3),
+                   labels=("bug",) if i % 2 else ("question", "documentation")) for i in reversed(range(20))]  # fmt: skip
+    cleaned = clean_issues(frame(rows)).cleaned
+    b = cleaned.assign(split=assign_splits(cleaned["dup_cluster"]))
+    assert dict(zip(a["issue_id"], a["split"])) == dict(zip(b["issue_id"], b["split"]))
+    assert write_snapshot(store, a, LINEAGE).version == write_snapshot(store, b, LINEAGE).version
+
+
+def test_round_trip_through_a_real_s3_server(s3_server, s3_bucket):
+    store = open_store(f"s3://{s3_bucket}/datasets", s3_server.endpoint_url, s3_server.access_key, s3_server.secret_key)
+    assert s3_server.secret_key not in repr(store)
+    a = write_snapshot(store, _snapshot_frame(6), LINEAGE, created_at=T0)
+    b = write_snapshot(store, _snapshot_frame(8, offset=100), LINEAGE, created_at=T0 + timedelta(hours=1))
+    assert a.uri == f"s3://{s3_bucket}/datasets/snapshots/{a.version}/table"
+    assert [m["version"] for m in list_snapshots(store)] == [a.version, b.version]
+    latest, manifest = read_snapshot(store)
+    assert manifest["version"] == b.version and len(latest) == 8
+    old, old_manifest = read_snapshot(store, a.version)  # an earlier snapshot stays readable
+    assert len(old) == 6 and old_manifest["lineage"] == LINEAGE
+    keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert f"datasets/snapshots/{a.version}/table/_delta_log/00000000000000000000.json" in keys
+    assert not write_snapshot(store, _snapshot_frame(6), LINEAGE).created

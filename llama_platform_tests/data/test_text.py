@@ -1,6 +1,8 @@
 from llama_platform.data.text import (
     TRUNCATION_MARKER,
     clean_text,
+    close_fences,
+    normalise_markdown,
     normalise_whitespace,
     split_fences,
     strip_html_comments,
@@ -93,3 +95,28 @@ def test_clean_text_end_to_end():
 
 def test_truncate_with_a_tiny_limit_still_respects_it():
     assert truncate("abcdefghijklmnopqrstuvwxyz" * 10, 5) == "abcde"
+
+
+def test_markdown_is_normalised_outside_code():
+    text = (
+        "Title\n=====\n* one\n+ two\n<details><summary>Logs</summary>\n\n"
+        "```\n<br> kept  * here\n* also kept\n```\n</details>\n"
+        "Use `<div>` and ![shot](https://x/y.png) &amp; <img src=\"a.png\" alt=\"diagram\"> <img src=\"b.png\">\n"
+    )
+    out = normalise_markdown(text)
+    assert out.startswith("# Title\n- one\n- two\nLogs\n")
+    assert "```\n<br> kept  * here\n* also kept\n```\n" in out  # code byte for byte
+    assert "`<div>`" in out and "[image: shot]" in out and "& [image: diagram] [image]" in out
+    assert "<details>" not in out and "</details>" not in out
+
+
+def test_markdown_normalisation_leaves_plain_prose_alone():
+    plain = "Steps:\n- run `make`\n- see 3 * 4 = 12 and a < b > c\n\n| a | b |\n|---|---|\n"
+    assert normalise_markdown(plain) == plain
+
+
+def test_unclosed_fence_is_closed_so_code_stays_fenced():
+    assert close_fences("text\n```python\nprint(1)\n") == "text\n```python\nprint(1)\n```\n"
+    closed = "text\n~~~\ncode\n~~~\n"
+    assert close_fences(closed) == closed
+    assert clean_text("see:\n```\nx = 1") == "see:\n```\nx = 1\n```"

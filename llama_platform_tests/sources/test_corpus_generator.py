@@ -194,3 +194,18 @@ def test_text_carries_the_label_signal(corpus):
     assert acc > 0.8 and acc > majority + 0.3, (acc, majority)
     # Label noise (~6%) caps it: perfect accuracy would mean the templates leak the label verbatim.
     assert acc < 0.99, acc
+
+
+def test_comments_factor_scales_comments_only():
+    from llama_platform.sources.corpus_generator import generate
+
+    base, base_manifest = generate(scale=0.05)
+    more, more_manifest = generate(scale=0.05, comments_factor=3.0)
+    assert "comments_factor" not in base_manifest and more_manifest["comments_factor"] == 3.0
+    for name in base:
+        assert len(more[name]["issues"]) == len(base[name]["issues"])
+    n_base = sum(len(d["comments"]) for d in base.values())
+    n_more = sum(len(d["comments"]) for d in more.values())
+    assert 1.5 * n_base < n_more < 3.5 * n_base  # fewer than 3x: comments stop at the corpus "now"
+    with pytest.raises(ValueError):
+        generate(scale=0.05, comments_factor=-1)

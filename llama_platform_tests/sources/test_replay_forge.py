@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from datetime import datetime
 
 import httpx
@@ -179,3 +180,92 @@ def test_require_token(corpus_dir, tmp_path):
     assert not list(tmp_path.glob("replay-token-*"))  # removed on stop
     logs = "".join(p.read_text() for p in tmp_path.glob("*.log"))
     assert token not in logs
+
+
+def test_github_etag_and_free_304(client, replay):
+    replay.reset()
+    url = f"/github/repos/{GH_REPO}/issues"
+    r = client.get(url, params={"state": "all", "per_page": 5})
+    etag = r.headers["etag"]
+    assert etag.startswith('W/"') and int(r.headers["x-ratelimit-remaining"]) == 4999
+    again = client.get(url, params={"state": "all", "per_page": 5}, headers={"If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b"" and again.headers["etag"] == etag
+    assert again.headers["x-ratelimit-remaining"] == "4999"  # not charged
+    other_page = client.get(url, params={"state": "all", "per_page": 5, "page": 2}, headers={"If-None-Match": etag})
+    assert other_page.status_code == 200 and other_page.headers["etag"] != etag
+    assert "etag" not in client.get(f"/gitee/api/v5/repos/{GE_REPO}/issues").headers  # Gitee has none
+    stats = replay.stats()
+    assert stats["not_modified"] == {"github.issues": 1} and stats["by_status"]["304"] == 1
+    assert stats["rate_limit"]["remaining"] == 4998
+
+
+@pytest.mark.parametrize("status", [403, 429])
+def test_rate_limit_budget_exhaustion_and_reset(fresh_replay, status):
+    url = f"{fresh_replay.github_url}/repos/weavekit/weave/issues"
+    fresh_replay.set_rate_limit(remaining=2, reset_in=1, limit=10, status=status)
+    ok = [httpx.get(url) for _ in range(2)]
+    assert [r.status_code for r in ok] == [200, 200] and ok[1].headers["x-ratelimit-remaining"] == "0"
+    assert ok[1].headers["x-ratelimit-used"] == "10" and ok[1].headers["x-ratelimit-resource"] == "core"
+    spent = httpx.get(url)
+    assert spent.status_code == status and spent.headers["x-ratelimit-remaining"] == "0"
+    assert spent.json()["message"].startswith("API rate limit exceeded")
+    assert int(spent.headers["x-ratelimit-reset"]) >= time.time()
+    time.sleep(max(int(spent.headers["x-ratelimit-reset"]) - time.time(), 0) + 0.2)
+    fresh = httpx.get(url)
+    assert fresh.status_code == 200 and fresh.headers["x-ratelimit-remaining"] == "9"
+
+
+def test_fault_kinds_over_http(client, replay):
+    replay.reset()
+    url = f"/github/repos/{GH_REPO}/issues"
+    replay.inject_fault(kind="reset", count=1, path_contains="/issues")
+    with pytest.raises(httpx.TransportError):
+        client.get(url)
+    replay.inject_fault(kind="truncate", count=1, path_contains="/issues")
+    cut = client.get(url)
+    assert cut.status_code == 200 and cut.content.startswith(b"[")
+    with pytest.raises(ValueError):
+        cut.json()
+    replay.inject_fault(kind="slow", delay=1.0, count=1, path_contains="/issues")
+    start = time.monotonic()
+    assert client.get(url).status_code == 200 and time.monotonic() - start >= 1.0
+    replay.inject_fault(kind="secondary_limit", retry_after=7, count=1, path_contains="/issues")
+    limited = client.get(url)
+    assert limited.status_code == 403 and limited.headers["retry-after"] == "7"
+    assert "secondary rate limit" in limited.json()["message"]
+    replay.inject_fault(kind="too_many_requests", count=1, path_contains="/gitee/")
+    assert client.get(f"/gitee/api/v5/repos/{GE_REPO}/issues").status_code == 429
+    # params + skip select one page; count -1 lasts until cleared
+    replay.inject_fault(500, count=-1, path_contains="/issues", params={"page": "3"}, skip=1)
+    assert client.get(url, params={"page": 3}).status_code == 200  # skipped once
+    assert [client.get(url, params={"page": 3}).status_code for _ in range(3)] == [500] * 3
+    assert client.get(url, params={"page": 2}).status_code == 200
+    replay.clear_faults()
+    assert client.get(url, params={"page": 3}).status_code == 200
+    assert replay.stats()["by_status"]["reset"] == 1
+    with pytest.raises(ValueError, match="kind"):
+        replay.inject_fault(kind="meteor")
+    replay.reset()
+
+
+def test_mutations_bump_updated_at(fresh_replay):
+    gh = fresh_replay.github_url
+    before = fresh_replay.snapshot("github", GH_REPO)
+    newest = max(_ts(i["updated_at"]) for i in before["issues"])
+    comment = fresh_replay.mutate("github", GH_REPO, "add_comment", number=1, body="hello")
+    issue = next(i for i in fresh_replay.snapshot("github", GH_REPO)["issues"] if i["number"] == 1)
+    assert issue["updated_at"] == comment["updated_at"] and _ts(issue["updated_at"]) > newest
+    assert issue["comments"] == next(i for i in before["issues"] if i["number"] == 1)["comments"] + 1
+    added = fresh_replay.mutate("github", GH_REPO, "add_issue", fields={"title": "brand new"})
+    assert added["number"] == max(i["number"] for i in before["issues"]) + 1
+    edited = fresh_replay.mutate("github", GH_REPO, "update_comment", id=comment["id"], body="edited")
+    assert _ts(edited["updated_at"]) > _ts(comment["updated_at"])
+    since = httpx.get(f"{gh}/repos/{GH_REPO}/issues",
+                      params={"state": "all", "since": comment["updated_at"], "sort": "updated", "direction": "asc"}).json()
+    assert [i["number"] for i in since] == [1, added["number"]]
+    recent = httpx.get(f"{gh}/repos/{GH_REPO}/issues/comments", params={"since": comment["updated_at"]}).json()
+    assert [c["body"] for c in recent] == ["edited"]
+    gitee = fresh_replay.mutate("gitee", GE_REPO, "add_issue")
+    assert gitee["updated_at"].endswith("+08:00") and isinstance(gitee["number"], str)
+    with pytest.raises(ValueError, match="no issue"):
+        fresh_replay.mutate("github", GH_REPO, "update_issue", number=999999, fields={})
