@@ -137,7 +137,7 @@ def build_definitions(settings: Settings) -> Definitions:
             AutomationConditionSensorDefinition(
                 "automation_sensor",
                 target=AssetSelection.all(),
-                default_status=DefaultSensorStatus.RUNNING,
+                default_status=DefaultSensorStatus.RUNNING if settings.automation_on else DefaultSensorStatus.STOPPED,
                 minimum_interval_seconds=30,
                 description="Evaluates the assets' automation conditions (downstream follows upstream).",
             ),

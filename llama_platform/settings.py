@@ -54,6 +54,8 @@ class Settings:
     registered_model_name: str = "llama4-issue-triage"
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
+    # Whether the declarative-automation sensor starts running (the UI can toggle it either way).
+    automation_on: bool = True
     # First update-time window of raw_issues (monthly partitions from here on).
     history_start: str = "2024-01-01"
     train_steps: int = 200
@@ -150,6 +152,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         serve_host=env.get("LLAMA_PLATFORM_SERVE_HOST", "127.0.0.1"),
         serve_port=_int(env, "LLAMA_PLATFORM_SERVE_PORT", 8080),
         history_start=_date(env, "LLAMA_PLATFORM_HISTORY_START", "2024-01-01"),
+        automation_on=env.get("LLAMA_PLATFORM_AUTOMATION", "on") != "off",
         train_steps=_int(env, "LLAMA_PLATFORM_TRAIN_STEPS", 200),
         train_batch_size=_int(env, "LLAMA_PLATFORM_TRAIN_BATCH_SIZE", 16),
         mlflow_ui_url=env.get("LLAMA_PLATFORM_MLFLOW_UI_URL") or None,
