@@ -65,6 +65,7 @@ from starlette.types import Receive, Scope, Send
 
 from llama_platform.services import ServiceProcess, free_port, start_service, wait_http_ok
 from llama_platform.sources.corpus import load_corpus
+from llama_platform.sources.paging import parse_updated
 
 MIN_TS = datetime.min.replace(tzinfo=timezone.utc)
 GH_DOCS = "https://docs.github.com/rest"
@@ -76,14 +77,8 @@ SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a fe
 RAW_SEND = "replay.raw_send"  # scope key: the server's own `send`, for faults that need the socket
 
 
-def _ts(value: Any) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return ts if ts.tzinfo else None
+# The same lenient forge-timestamp parser the connectors use (None for missing/naive/bad values).
+_ts = parse_updated
 
 
 class BadParam(ValueError):
