@@ -99,6 +99,7 @@ def run_pipeline(settings: Settings, instance=None) -> dict:
     from tqdm import tqdm
 
     from llama_platform import definitions
+    from llama_platform.assets.raw import repo_partitions
     from llama_platform.sources.repos import load_repos
 
     instance = instance or DagsterInstance.get()
@@ -106,7 +107,7 @@ def run_pipeline(settings: Settings, instance=None) -> dict:
     resources = definitions.build_resources(settings)
     assets = [*defs.assets, *definitions.ASSET_CHECKS]
     repos = load_repos(settings.repos_file, settings.repos_override)
-    instance.add_dynamic_partitions(definitions.repo_partitions.name, repos)
+    instance.add_dynamic_partitions(repo_partitions.name, repos)
     ingest = defs.resolve_job_def("ingest_job")
     windows = ingest.partitions_def.get_partitions_def_for_dimension("window").get_partition_keys()
     started = time.monotonic()

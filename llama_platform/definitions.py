@@ -21,7 +21,6 @@ from llama_platform.assets.raw import (
     build_raw_issues,
     make_freshness_sensor,
     make_repo_registry_sensor,
-    repo_partitions,
 )
 from llama_platform.assets.report import dataset_report
 from llama_platform.assets.serving import deployed_endpoint

@@ -54,9 +54,11 @@ def _state_path(repo_key: str) -> str:
 
 
 def _requested(context: AssetExecutionContext) -> dict[str, list[str]]:
+    """The run's partitions grouped as {repo: [windows]} (one forge pass per repo)."""
+    partitions_def = context.assets_def.partitions_def
     by_repo: dict[str, list[str]] = defaultdict(list)
     for key in context.partition_keys:
-        dims = key.keys_by_dimension if isinstance(key, MultiPartitionKey) else MultiPartitionKey.from_str(key).keys_by_dimension  # noqa: E501
+        dims = partitions_def.get_partition_key_from_str(str(key)).keys_by_dimension
         by_repo[dims["repo"]].append(dims["window"])
     return {repo: sorted(ws) for repo, ws in by_repo.items()}
 
@@ -121,7 +123,8 @@ def build_raw_issues(history_start: str):
         total = sum(len(df) for df in outputs.values())
         per_window = {str(k): len(v) for k, v in outputs.items()}
         n_pr = sum(int(df["payload"].str.contains('"pull_request":', regex=False).sum()) for df in outputs.values())
-        sample = next((df for df in outputs.values() if len(df)), pd.DataFrame(columns=["source", "repo", "number", "updated_at", "payload_sha256"]))  # noqa: E501
+        preview_cols = ["source", "repo", "number", "updated_at", "payload_sha256"]
+        sample = next((df for df in outputs.values() if len(df)), pd.DataFrame(columns=preview_cols))
         return Output(
             outputs,
             metadata={
@@ -131,7 +134,7 @@ def build_raw_issues(history_start: str):
                 "fetch": MetadataValue.json(stats),
                 "rows_per_window": png_markdown(bar_plot(per_window, "records per window"), "records per window")
                 if len(per_window) > 1 else MetadataValue.json(per_window),
-                "preview": preview(sample, ["source", "repo", "number", "updated_at", "payload_sha256"]),
+                "preview": preview(sample, preview_cols),
             },
         )
 

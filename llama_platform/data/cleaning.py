@@ -373,7 +373,7 @@ def _finish(results: list[_ChunkResult], index: MinHashIndex, config: CleaningCo
 
     cleaned_rows = []
     for i, o in candidates.items():
-        cand = o["cand"]
+        cand = o.pop("cand")  # its texts are freed as soon as the cleaned row holds their final form
         if cand["issue_id"] not in keep:
             filter_out(o, "near_duplicate")
             continue
@@ -391,6 +391,7 @@ def _finish(results: list[_ChunkResult], index: MinHashIndex, config: CleaningCo
         )
 
     cleaned = _frame(cleaned_rows, CLEANED_COLUMNS)
+    del cleaned_rows, candidates
     for col in _TIMESTAMPS:
         cleaned[col] = pd.to_datetime(cleaned[col], utc=True).astype("datetime64[ns, UTC]")
     cleaned = cleaned.astype({"n_comments": "int64", "redactions": "int64"})

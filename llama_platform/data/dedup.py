@@ -112,10 +112,9 @@ class MinHashIndex:
             if counts.max() < 2:
                 continue
             order = np.argsort(inverse, kind="stable")
-            bounds = np.cumsum(counts)[:-1]
-            for group in np.split(order, bounds):
-                if len(group) < 2:
-                    continue
+            starts = np.cumsum(counts) - counts
+            for g in np.flatnonzero(counts >= 2):  # only buckets that hold a pair
+                group = order[starts[g] : starts[g] + counts[g]]
                 # All pairs in a bucket; a huge bucket (boilerplate) compares neighbours only.
                 for x, i in enumerate(group):
                     for j in group[x + 1 : x + 1 + 64]:

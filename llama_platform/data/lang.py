@@ -43,6 +43,10 @@ _WORD = re.compile(r"[A-Za-z']+")
 # Letters of the other scripts and accented Latin: their presence sends a text to lingua.
 _NON_ENGLISH_LETTER = re.compile(r"[\u00c0-\u024f\u0400-\u04ff\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af]")
 _ENGLISH_SHARE = 0.2
+# Prose mixed with unfenced code or logs has a low share but many distinct function words; "was"
+# and "an" are left out of this count because they are German words too.
+_ENGLISH_DISTINCT = 6
+_ENGLISH_ONLY_WORDS = _ENGLISH_WORDS - {"was", "an"}
 
 
 @lru_cache(maxsize=1)
@@ -68,6 +72,8 @@ def detect_language(text: str | None) -> str:
     if not _NON_ENGLISH_LETTER.search(sample):
         words = _WORD.findall(sample.lower())
         if len(words) >= 8 and sum(w in _ENGLISH_WORDS for w in words) >= _ENGLISH_SHARE * len(words):
+            return "en"
+        if len(_ENGLISH_ONLY_WORDS.intersection(words)) >= _ENGLISH_DISTINCT:
             return "en"
     lang = _detector().detect_language_of(sample)
     return lang.iso_code_639_1.name.lower() if lang is not None else UNDETERMINED

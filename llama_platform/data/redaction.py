@@ -68,6 +68,26 @@ def _keyword_gate(text: str, lower: str) -> bool:
     return any(word in lower for word in KEYWORD_GATE_WORDS)
 
 
+# Each quotes-required keyword regex ends in a fixed shape (`key: "v"`, `key = "v"`, `"v" == key`, ...);
+# the gate is a literal-first regex for a substring every match of that shape contains. Keyed by the
+# fragment of the plugin's pattern that has the shape (checked in the tests: each rule gets one).
+KEYWORD_SHAPE_GATES = {
+    r""":(\s*)([\'"`])""": re.compile(r""":\s*['"`]"""),
+    r"""(={1,3}|!==?)\s*([\'"`])""": re.compile(r"""=\s*['"`]"""),  # "=", "==", "===", "!=", "!==" end in "="
+    r"""=>?\s*([\'"`])""": re.compile(r"""=>?\s*['"`]"""),
+    r"""(\2);""": re.compile(r"""['"`];"""),
+    r"""\s*[!=]{2,3}\s*""": re.compile(r"""[!=][!=]"""),
+}
+
+
+def keyword_shape_gate(regex: re.Pattern) -> Gate | None:
+    shapes = [gate for fragment, gate in KEYWORD_SHAPE_GATES.items() if fragment in regex.pattern]
+    if len(shapes) != 1:
+        return None
+    (shape,) = shapes
+    return lambda text, lower: shape.search(text) is not None
+
+
 _ASSIGNMENT_PREFIX = r"(?:(?<=\W)|(?<=^))"
 # The vendor assignment regexes (Cloudant, IBM, SoftLayer) all require a 24+ character value.
 _LONG_TOKEN = re.compile(r"[A-Za-z0-9_\-]{24}")
@@ -117,20 +137,43 @@ def _required_literals(regex: re.Pattern) -> tuple[str, ...]:
     return best
 
 
+_CASE_FOLDS = re.compile("[\u0130\u0131\u017f\u212a]")
 # A gate gets the text and its lower-case form (computed once per text).
 Gate = Callable[[str, str], bool]
 
 
 def _literal_gate(regex: re.Pattern) -> Gate | None:
-    literals = _required_literals(regex)
-    if not literals:
-        return None
-    if regex.flags & re.IGNORECASE:
-        lowered = tuple(lit.lower() for lit in literals)
-        if len(lowered) == 1:
-            (only,) = lowered
-            return lambda text, lower: only in lower
-        return lambda text, lower: any(lit in lower for lit in lowered)
+    return _any_literal_gate([regex])
+
+
+def _any_literal_gate(regexes: list[re.Pattern]) -> Gate | None:
+    """A gate that passes when the text holds a required literal of any of `regexes` (None: one has none)."""
+    cased: list[str] = []
+    lowered: list[str] = []
+    for regex in regexes:
+        literals = _required_literals(regex)
+        if not literals:
+            return None
+        if regex.flags & re.IGNORECASE:
+            lowered += [lit.lower() for lit in literals]
+        else:
+            cased += literals
+    if not lowered:
+        return _cased_gate(tuple(dict.fromkeys(cased)))
+    if not cased:
+        return _lowered_gate(tuple(dict.fromkeys(lowered)))
+    cased_gate, lowered_gate = _cased_gate(tuple(dict.fromkeys(cased))), _lowered_gate(tuple(dict.fromkeys(lowered)))
+    return lambda text, lower: cased_gate(text, lower) or lowered_gate(text, lower)
+
+
+def _lowered_gate(lowered: tuple[str, ...]) -> Gate:
+    if len(lowered) == 1:
+        (only,) = lowered
+        return lambda text, lower: only in lower
+    return lambda text, lower: any(lit in lower for lit in lowered)
+
+
+def _cased_gate(literals: tuple[str, ...]) -> Gate:
     if len(literals) == 1:
         (only,) = literals
         return lambda text, lower: only in text
@@ -161,13 +204,16 @@ Rule = tuple[re.Pattern, "int | None", "Gate | None"]  # (regex, secret group or
 
 
 @lru_cache(maxsize=1)
-def _detectors() -> tuple[tuple[str, tuple[Rule, ...]], ...]:
-    """(type name, ((regex, group or None, gate or None), ...)) for every detect-secrets plugin we use.
+def _detectors() -> tuple[tuple[str, Gate | None, tuple[Rule, ...]], ...]:
+    """(type name, detector gate, ((regex, group or None, gate or None), ...)) for every plugin we use.
+
+    The detector gate passes when a required literal of any of its rules is there: one check skips
+    all of a plugin's rules (the PrivateKey plugin has eight) on a text that cannot match any.
 
     Left out: the high-entropy plugins (they flag every commit SHA and checksum in a bug report)
     and the public-IP plugin (IP addresses are redacted below as PII, public or not).
     """
-    out: list[tuple[str, tuple[Rule, ...]]] = []
+    out: list[tuple[str, Gate | None, tuple[Rule, ...]]] = []
     rules: tuple[Rule, ...]
     for secret_type, cls in sorted(get_mapping_from_secret_type_to_class().items()):
         if issubclass(cls, (HighEntropyStringsPlugin, IPPublicDetector)):
@@ -175,7 +221,8 @@ def _detectors() -> tuple[tuple[str, tuple[Rule, ...]], ...]:
         if issubclass(cls, KeywordDetector):
             # Quotes-required variant, as detect-secrets uses for files of unknown type.
             rules = tuple(
-                (rx, grp, _all_gates(_keyword_gate, _literal_gate(rx)))
+                # The shape gate first: it is the cheapest and rejects nearly every text.
+                (rx, grp, _all_gates(keyword_shape_gate(rx), _keyword_gate, _literal_gate(rx)))
                 for rx, grp in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP.items()
             )
         elif issubclass(cls, RegexBasedDetector):
@@ -194,7 +241,7 @@ def _detectors() -> tuple[tuple[str, tuple[Rule, ...]], ...]:
             continue
         name = _type_name(secret_type)
         rules = tuple((rx, grp, _all_gates(gate, _type_gate(name))) for rx, grp, gate in rules)
-        out.append((name, rules))
+        out.append((name, _any_literal_gate([rx for rx, _, _ in rules]), rules))
     return tuple(out)
 
 
@@ -223,10 +270,15 @@ def _secret_span(m: re.Match, group: int | None, name: str) -> tuple[int, int]:
 def _plugin_spans(text: str) -> list[tuple[int, int, str]]:
     spans = []
     lower = text.lower()
-    for name, rules in _detectors():
+    # re's case-insensitive matching folds these onto ASCII letters ("ſ" matches "s"), which the
+    # lower-cased substring gates cannot see: such a (rare) text skips the gates.
+    gated = text.isascii() or not _CASE_FOLDS.search(text)
+    for name, detector_gate, rules in _detectors():
+        if gated and detector_gate is not None and not detector_gate(text, lower):
+            continue
         for regex, group, gate in rules:
             # Whole-text gates first: most texts have no secrets, and per-line scans are costly.
-            if (gate is not None and not gate(text, lower)) or not regex.search(text):
+            if (gated and gate is not None and not gate(text, lower)) or not regex.search(text):
                 continue
             offset = 0
             for line in text.split("\n"):

@@ -45,6 +45,7 @@ TABLE_DIR = "table"
 _LATEST = posixpath.join(ROOT, "LATEST")
 _TIMESTAMPS = ("created_at", "updated_at", "closed_at")
 MANIFEST_COMMIT_KEY = "llama_platform.manifest"
+_HASH_BATCH_ROWS = 20_000
 
 # Delta stores timestamps in microseconds; frames in memory use nanoseconds (see _ns_timestamps).
 _TS = pa.timestamp("us", tz="UTC")
@@ -118,12 +119,15 @@ def content_hash(df: pd.DataFrame) -> str:
     """sha256 over the rows sorted by issue_id, each row as canonical JSON (sorted keys)."""
     ordered = df.sort_values("issue_id", kind="stable")
     names = sorted(SNAPSHOT_COLUMNS)
-    columns = [_canonical_column(ordered[c]) for c in names]
     h = hashlib.sha256()
     dumps = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
-    for values in zip(*columns):
-        h.update(dumps(dict(zip(names, values))).encode("utf-8"))
-        h.update(b"\n")
+    # In row batches: the canonical values of a whole large frame would cost more memory than the frame.
+    for start in range(0, len(ordered), _HASH_BATCH_ROWS):
+        batch = ordered.iloc[start : start + _HASH_BATCH_ROWS]
+        columns = [_canonical_column(batch[c]) for c in names]
+        for values in zip(*columns):
+            h.update(dumps(dict(zip(names, values))).encode("utf-8"))
+            h.update(b"\n")
     return h.hexdigest()
 
 

@@ -1,10 +1,11 @@
 import re
 
 import pytest
-from detect_secrets.plugins.keyword import DENYLIST
+from detect_secrets.plugins.keyword import DENYLIST, QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
 
 from llama_platform.data.redaction import (
     KEYWORD_GATE_WORDS,
+    keyword_shape_gate,
     find_secrets,
     pseudonymise,
     redact,
@@ -140,3 +141,45 @@ def test_plugin_secrets_pass_the_speed_gates(secret, kind):
     assert kind in find_secrets(text)
     clean, counts = redact(text)
     assert counts.get(kind) == 1 and find_secrets(clean) == []
+
+
+def test_every_keyword_regex_has_a_shape_gate():
+    # A keyword regex without one would still be scanned, only slower; a new detect-secrets shape
+    # should get its own gate, so this fails until it does.
+    for regex in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP:
+        assert keyword_shape_gate(regex) is not None, regex.pattern[-80:]
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'db_password: "' + "hunter2" + "x9" * 4 + '"',  # key: "value"
+        "client_secret != 'q" + "7w" * 6 + "'",  # key != 'value'
+        'auth_key => "' + "z1" * 8 + '"',  # key => "value"
+        'private_key_id ' + '"' + "m4" * 8 + '";',  # key "value";
+        '"' + "p0" * 8 + '" === apikeyValue',  # "value" === key
+        "Password\t=\t`" + "s3" * 8 + "`",  # odd spacing and backquotes
+    ],
+)
+def test_keyword_shape_gates_never_hide_a_keyword_secret(line):
+    text = f"Some context before.\n{line}\nand after."
+    # The plugin's own regexes (line by line, as detect-secrets runs them) find it...
+    assert any(rx.search(line) for rx in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
+    # ...so the gated scan must too.
+    assert "SECRET:SecretKeyword" in find_secrets(text)
+    clean, counts = redact(text)
+    assert counts.get("SECRET:SecretKeyword") == 1 and find_secrets(clean) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        'db_pa\u017f\u017fword = "' + "hunter2" * 2 + '"',  # long s: re's IGNORECASE matches it as "s"
+        'api_\u212aey = "' + "k9" * 6 + '"',  # Kelvin sign: matches "k"
+    ],
+)
+def test_case_folding_characters_do_not_slip_past_the_gates(line):
+    # The gates compare lower-cased substrings; re's case-insensitive matching also folds a few
+    # non-ASCII letters onto ASCII ones, so detect-secrets' regex matches these lines.
+    assert any(rx.search(line) for rx in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
+    assert find_secrets(f"context\n{line}\nmore") == ["SECRET:SecretKeyword"]

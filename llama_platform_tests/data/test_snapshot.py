@@ -200,3 +200,13 @@ def test_round_trip_through_a_real_s3_server(s3_server, s3_bucket):
     keys = [o["Key"] for o in s3_server.client().list_objects_v2(Bucket=s3_bucket)["Contents"]]
     assert f"datasets/snapshots/{a.version}/table/_delta_log/00000000000000000000.json" in keys
     assert not write_snapshot(store, _snapshot_frame(6), LINEAGE).created
+
+
+def test_hash_is_the_same_whatever_the_row_batch_size(monkeypatch):
+    # content_hash walks the rows in batches to bound memory; the batches must not show in the hash.
+    df = _snapshot_frame(12)
+    whole = content_hash(df)
+    monkeypatch.setattr("llama_platform.data.snapshot._HASH_BATCH_ROWS", 5)
+    assert content_hash(df) == whole
+    monkeypatch.setattr("llama_platform.data.snapshot._HASH_BATCH_ROWS", 1)
+    assert content_hash(df.sample(frac=1, random_state=3)) == whole
