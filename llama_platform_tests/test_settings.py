@@ -35,3 +35,11 @@ def test_secrets_are_tracked_by_name_only(tmp_path):
 def test_bad_settings_fail_clearly(env, message):
     with pytest.raises(SettingsError, match=message):
         load_settings(env)
+
+
+def test_packaged_instance_config_matches_the_repo_one():
+    # `llama-platform run` falls back to the packaged copy when installed without the repo checkout.
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    assert (root / "dagster.yaml").read_text() == (root / "llama_platform" / "dagster.yaml").read_text()

@@ -75,7 +75,7 @@ def build_raw_issues(history_start: str):
         description="Issues and pull requests with their comments, lossless forge JSON, keyed "
         "(source, repo, number, updated_at); partitioned by repo x month of updated_at.",
         kinds={"python", "parquet"},
-        op_tags={"dagster/concurrency_key": "forge-api"},
+        pool="forge-api",  # one forge pass at a time per pool slot: they share the API rate limit
     )
     def raw_issues(
         context: AssetExecutionContext, forges: ForgeResource, object_store: ObjectStoreResource

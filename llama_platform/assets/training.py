@@ -22,7 +22,7 @@ from llama_platform.resources.training import TrainingResource
     automation_condition=follow_upstream,
     description="LoRA adapter on a tiny random-init Llama 4 (CPU locally), logged to MLflow and registered as a model version.",
     kinds={"pytorch", "mlflow"},
-    op_tags={"llama_platform/resource": "cpu-heavy"},
+    pool="training",  # one fine-tune at a time: it takes the CPUs (or the GPU)
 )
 def finetuned_checkpoint(
     context: AssetExecutionContext,
