@@ -10,11 +10,8 @@ from llama_platform_tests.training.conftest import short_config
 PIPES_STEPS = 20
 
 
-def test_train_under_dagster_pipes(tmp_path, training_set_path):
-    config = short_config(tmp_path, training_set_path, max_steps=PIPES_STEPS, log_every=5, warmup_steps=2,
-                          registered_model_name="triage-pipes-test")
-    config_path = tmp_path / "train_config.json"
-    config.save(config_path)
+def _training_asset(config_path: Path):
+    """A throwaway asset that runs the training entrypoint the way finetuned_checkpoint does."""
 
     @dg.asset
     def tiny_checkpoint(context: dg.AssetExecutionContext, pipes_client: dg.PipesSubprocessClient):
@@ -23,9 +20,18 @@ def test_train_under_dagster_pipes(tmp_path, training_set_path):
             context=context,
         ).get_materialize_result()
 
+    return tiny_checkpoint
+
+
+def test_train_under_dagster_pipes(tmp_path, training_set_path):
+    config = short_config(tmp_path, training_set_path, max_steps=PIPES_STEPS, log_every=5, warmup_steps=2,
+                          registered_model_name="triage-pipes-test")
+    config_path = tmp_path / "train_config.json"
+    config.save(config_path)
+
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [tiny_checkpoint],
+            [_training_asset(config_path)],
             resources={"pipes_client": dg.PipesSubprocessClient(cwd=str(tmp_path))},
             instance=instance,
         )
@@ -54,16 +60,9 @@ def test_bad_config_fails_the_pipes_run_with_its_reason(tmp_path):
     config_path = tmp_path / "train_config.json"
     config_path.write_text('{"training_set_path": "x", "output_dir": "o", "mlflow_tracking_uri": "file:///m"}')
 
-    @dg.asset
-    def tiny_checkpoint(context: dg.AssetExecutionContext, pipes_client: dg.PipesSubprocessClient):
-        return pipes_client.run(
-            command=[sys.executable, "-m", "llama_platform.training.train", "--config", str(config_path)],
-            context=context,
-        ).get_materialize_result()
-
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [tiny_checkpoint],
+            [_training_asset(config_path)],
             resources={"pipes_client": dg.PipesSubprocessClient(cwd=str(tmp_path))},
             instance=instance,
             raise_on_error=False,
