@@ -4,7 +4,6 @@ import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
-    AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
@@ -17,7 +16,7 @@ from dagster import (
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from llama_platform.assets.automation import follow_raw
-from llama_platform.assets.common import bar_plot, column_schema, png_markdown, preview
+from llama_platform.assets.common import bar_plot, check_result, column_schema, png_markdown, preview
 from llama_platform.data import quality
 from llama_platform.data.cleaning import clean_issues
 from llama_platform.data.schemas import CleanedIssuesSchema, QuarantinedIssuesSchema
@@ -99,14 +98,7 @@ def clean(context: AssetExecutionContext, raw_issues: pd.DataFrame):
         filtered_reasons=result.filtered["reason"],
         reported={"quarantined": quarantined_by_reason, "filtered": filtered_by_reason},
     )
-    yield AssetCheckResult(
-        check_name="reconciliation",
-        asset_key="cleaned_issues",
-        passed=outcome.passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=outcome.description,
-        metadata=outcome.metadata,
-    )
+    yield check_result(outcome, check_name="reconciliation", asset_key="cleaned_issues")
 
 
 @asset_check(
@@ -117,9 +109,4 @@ def clean(context: AssetExecutionContext, raw_issues: pd.DataFrame):
 def no_secret_survives(context: AssetCheckExecutionContext, cleaned_issues: pd.DataFrame) -> AssetCheckResult:
     outcome = quality.no_secret_survives(cleaned_issues)
     context.log.info(outcome.description)
-    return AssetCheckResult(
-        passed=outcome.passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=outcome.description,
-        metadata=outcome.metadata,
-    )
+    return check_result(outcome)

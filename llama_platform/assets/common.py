@@ -6,7 +6,7 @@ import base64
 import io
 
 import pandas as pd
-from dagster import MetadataValue, TableColumn, TableSchema
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableColumn, TableSchema
 
 PREVIEW_ROWS = 10
 PREVIEW_CELL_CHARS = 80
@@ -47,3 +47,16 @@ def bar_plot(counts: dict, title: str) -> bytes:
     fig.savefig(buf, format="png", dpi=80)
     plt.close(fig)
     return buf.getvalue()
+
+
+def check_result(outcome, warn: bool = False, **kwargs) -> AssetCheckResult:
+    """An AssetCheckResult from a data.quality.CheckOutcome (ERROR severity unless `warn`);
+    `metadata=` adds entries in front of the outcome's, other kwargs (check_name, asset_key) pass on."""
+    extra = kwargs.pop("metadata", {})
+    return AssetCheckResult(
+        passed=outcome.passed,
+        severity=AssetCheckSeverity.WARN if warn else AssetCheckSeverity.ERROR,
+        description=outcome.description,
+        metadata={**extra, **outcome.metadata},
+        **kwargs,
+    )

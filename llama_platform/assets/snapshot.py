@@ -17,7 +17,7 @@ from pydantic import Field
 
 from llama_platform import __version__
 from llama_platform.assets.automation import follow_upstream
-from llama_platform.assets.common import bar_plot, png_markdown
+from llama_platform.assets.common import bar_plot, check_result, png_markdown
 from llama_platform.assets.lineage import upstream_metadata, upstream_partitions
 from llama_platform.data import quality
 from llama_platform.data.snapshot import list_snapshots, read_snapshot, write_snapshot
@@ -111,20 +111,8 @@ def issue_snapshot(
             "previous_version": previous_version or "",
         },
         check_results=[
-            AssetCheckResult(
-                check_name="no_cluster_straddles_splits",
-                passed=leakage.passed,
-                severity=AssetCheckSeverity.ERROR,
-                description=leakage.description,
-                metadata=leakage.metadata,
-            ),
-            AssetCheckResult(
-                check_name="label_drift",
-                passed=drift.passed,
-                severity=AssetCheckSeverity.WARN,
-                description=drift.description,
-                metadata=drift.metadata,
-            ),
+            check_result(leakage, check_name="no_cluster_straddles_splits"),
+            check_result(drift, warn=True, check_name="label_drift"),
         ],
     )
 
@@ -145,10 +133,4 @@ def snapshot_schema(context: AssetCheckExecutionContext, object_store: ObjectSto
             description=f"snapshot {version} could not be read back: {type(exc).__name__}: {exc}",
             metadata={"snapshot_version": version},
         )
-    outcome = quality.snapshot_schema(df)
-    return AssetCheckResult(
-        passed=outcome.passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=outcome.description,
-        metadata={"snapshot_version": version, **outcome.metadata},
-    )
+    return check_result(quality.snapshot_schema(df), metadata={"snapshot_version": version})
