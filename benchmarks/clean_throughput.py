@@ -1,6 +1,6 @@
 """Throughput of the data path: clean + redact + dedup + validate + write snapshot, against an I/O floor.
 
-    .venv/bin/python benchmarks/clean_throughput.py [--issues 100000] [--workers 2] [--chunk 5000]
+    .venv/bin/python benchmarks/clean_throughput.py [--issues 100000] [--workers 2] [--chunk 5000] [--streaming]
 
 Generates N raw issues with comments (GitHub wire format, built from the shipped corpus: its issue
 and comment JSON as templates, bodies recombined from its paragraphs, with PRs, bots, secrets and
@@ -8,7 +8,8 @@ near-duplicates planted), writes them as a Parquet raw table, then times in the 
 
   floor     read the raw table and write it unchanged (streamed by row group);
   pipeline  stream the raw table in chunks through `clean_chunks` (a process pool), assign splits,
-            validate and write the Delta snapshot.
+            validate and write the Delta snapshot. With --streaming: `stream_clean` (candidate rows
+            spilled to Parquet, only per-row facts in memory) and `write_snapshot_streaming`.
 
 Prints issues/s, peak RSS (this process, and the largest worker) and floor_ratio = pipeline / floor.
 """
@@ -33,9 +34,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from llama_platform.data.cleaning import CleaningConfig, clean_chunks  # noqa: E402
-from llama_platform.data.snapshot import write_snapshot  # noqa: E402
+from llama_platform.data.snapshot import write_snapshot, write_snapshot_streaming  # noqa: E402
 from llama_platform.data.splits import assign_splits  # noqa: E402
 from llama_platform.data.store import open_store  # noqa: E402
+from llama_platform.data.streaming import stream_clean  # noqa: E402
 from llama_platform.sources.corpus import load_corpus  # noqa: E402
 from llama_platform.sources.records import RAW_COLUMNS, canonical_json, payload_hash  # noqa: E402
 
@@ -148,11 +150,26 @@ def pipeline(raw: Path, store_dir: Path, workers: int, chunk: int) -> tuple[floa
     return total, {"clean_s": t_clean, "snapshot_s": total - t_clean, "counts": result.counts, "version": info.version}
 
 
+def pipeline_streaming(raw: Path, work: Path, workers: int, chunk: int) -> tuple[float, dict]:
+    t0 = time.perf_counter()
+    src = pq.ParquetFile(raw)
+    bar = tqdm(total=src.metadata.num_rows, desc="clean (streaming)", unit="issues")
+    chunks = (b.to_pandas() for b in src.iter_batches(batch_size=chunk))
+    result = stream_clean(chunks, work / "spill", CleaningConfig(), workers=workers, progress=bar.update, part_rows=chunk)
+    bar.close()
+    t_clean = time.perf_counter() - t0
+    lineage = {"raw_partitions": ["benchmark"], "code_version": "bench"}
+    info = write_snapshot_streaming(open_store(f"file://{work / 'store'}"), result.iter_cleaned, lineage)
+    total = time.perf_counter() - t0
+    return total, {"clean_s": t_clean, "snapshot_s": total - t_clean, "counts": result.counts, "version": info.version}
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--issues", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--chunk", type=int, default=5_000)
+    p.add_argument("--streaming", action="store_true", help="spill to disk: memory bounded by per-row facts")
     p.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp folder)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -161,12 +178,16 @@ def main(argv: list[str] | None = None) -> None:
         payload_bytes = generate(args.issues, raw)
         rss_after_generate = _peak_rss_mib()
         t_floor = floor(raw, tmp / "copy.parquet")
-        t_pipe, details = pipeline(raw, tmp / "store", args.workers, args.chunk)
+        if args.streaming:
+            t_pipe, details = pipeline_streaming(raw, tmp, args.workers, args.chunk)
+        else:
+            t_pipe, details = pipeline(raw, tmp / "store", args.workers, args.chunk)
     c = details["counts"]
     figures = {
         "issues": args.issues,
         "workers": args.workers,
         "chunk": args.chunk,
+        "streaming": args.streaming,
         "raw_payload_mib": round(payload_bytes / 2**20, 1),
         "floor_s": round(t_floor, 2),
         "pipeline_s": round(t_pipe, 2),

@@ -303,6 +303,16 @@ def clean_chunks(
         if progress:
             progress(len(res.outcomes))
 
+    run_chunks(chunks, config, workers, collect)
+    return _finish(results, index, config)
+
+
+def run_chunks(
+    chunks: Iterable[pd.DataFrame], config: CleaningConfig, workers: int, collect: Callable[[_ChunkResult], None]
+) -> None:
+    """Process raw chunks (in a pool of `workers` processes when > 1) and hand each result to
+    `collect`, in input order; at most 2 x workers chunks are in flight, so memory stays flat."""
+
     def numbered() -> Iterator[tuple[pd.DataFrame, int]]:
         start = 0
         for chunk in chunks:
@@ -315,14 +325,13 @@ def clean_chunks(
             pending = []
             for chunk, start in numbered():
                 pending.append(pool.submit(_process_chunk, chunk, start, config))
-                while len(pending) > 2 * workers:  # bounded look-ahead keeps memory flat
+                while len(pending) > 2 * workers:
                     collect(pending.pop(0).result())
             for fut in pending:
                 collect(fut.result())
     else:
         for chunk, start in numbered():
             collect(_process_chunk(chunk, start, config))
-    return _finish(results, index, config)
 
 
 def _finish(results: list[_ChunkResult], index: MinHashIndex, config: CleaningConfig) -> CleanResult:

@@ -27,11 +27,12 @@ import posixpath
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute in _combine_digests)
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from llama_platform.data.cleaning import CLEANED_COLUMNS
@@ -268,7 +269,8 @@ def read_snapshot(
     manifest = _manifest or resolve_manifest(store, version)
     df = _from_arrow(_read_table(store, manifest["version"]))[SNAPSHOT_COLUMNS]
     df = df.sort_values("issue_id", kind="stable").reset_index(drop=True)
-    if verify and content_hash(df) != manifest["content_hash"]:
+    rehash = row_content_hash if manifest.get("format_version") == STREAMING_FORMAT_VERSION else content_hash
+    if verify and rehash(df) != manifest["content_hash"]:
         raise SnapshotIntegrityError(f"snapshot {manifest['version']} does not match its content hash")
     return df, manifest
 
@@ -277,3 +279,125 @@ def read_snapshot_columns(store: StoreLocation, version: str, columns: Iterable[
     """Some columns of a snapshot, unverified (for listings and diffs: no full read or re-hash)."""
     manifest = resolve_manifest(store, version)
     return _read_table(store, manifest["version"], columns=list(columns)).to_pandas()
+
+
+# --- Streaming snapshots (format 3) --------------------------------------------------------------
+#
+# `write_snapshot` hashes (and so holds) the whole frame sorted by issue_id. A streamed snapshot is
+# hashed from per-row hashes instead, so only ~100 bytes per row stay in memory:
+#   row hash      = sha256 of the row's canonical JSON (the same encoding `content_hash` uses);
+#   content hash  = sha256 over the 32-byte row hashes, concatenated in issue_id order.
+# The same rows therefore give the same version whatever the batch boundaries or row order. The
+# manifest says `format_version: 3` and names the scheme, and `read_snapshot` verifies such a
+# snapshot with `row_content_hash`. Format-2 snapshots (write_snapshot) are unchanged.
+STREAMING_FORMAT_VERSION = 3
+ROW_HASH_SCHEME = "sha256(concat(sha256(canonical_json(row)) for rows ordered by issue_id))"
+
+
+def _row_digests(df: pd.DataFrame) -> list[bytes]:
+    names = sorted(SNAPSHOT_COLUMNS)
+    dumps = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode
+    columns = [_canonical_column(df[c]) for c in names]
+    return [hashlib.sha256(dumps(dict(zip(names, values))).encode("utf-8")).digest() for values in zip(*columns)]
+
+
+def _combine_digests(ids: pa.ChunkedArray | pa.Array, digests: pa.ChunkedArray | pa.Array) -> str:
+    # Equal issue_ids (only in a tampered table: writes refuse them) are ordered by their digest.
+    table = pa.table({"issue_id": ids, "digest": digests}).sort_by([("issue_id", "ascending"), ("digest", "ascending")])
+    h = hashlib.sha256()
+    for chunk in table["digest"].chunks:
+        for d in chunk.to_pylist():
+            h.update(d)
+    return h.hexdigest()
+
+
+def row_content_hash(df: pd.DataFrame) -> str:
+    """The format-3 content hash of a whole frame (see ROW_HASH_SCHEME)."""
+    df = _ns_timestamps(df)
+    return _combine_digests(pa.array(df["issue_id"], type=pa.string()), pa.array(_row_digests(df), type=pa.binary(32)))
+
+
+def write_snapshot_streaming(
+    store: StoreLocation,
+    batches: Callable[[], Iterable[pd.DataFrame]],
+    lineage: dict[str, Any],
+    created_at: datetime | None = None,
+) -> SnapshotInfo:
+    """Write a snapshot from batches of rows (cleaned columns + split) without holding them all.
+
+    `batches` is called twice and must give the same rows each time (e.g. `StreamResult.iter_cleaned`):
+    once to validate, count and hash them (the version names the table's folder, so it must be known
+    before writing), once to stream them into the Delta table. A no-op if the content exists.
+    """
+    ids: list[pa.Array] = []
+    digests: list[pa.Array] = []
+    counts = {c: {s: Counter() for s in SPLITS} for c in ("label", "lang")}
+    for batch in batches():
+        batch = SnapshotSchema.validate(_ns_timestamps(batch))[SNAPSHOT_COLUMNS]
+        ids.append(pa.array(batch["issue_id"], type=pa.string()))
+        digests.append(pa.array(_row_digests(batch), type=pa.binary(32)))
+        for col in counts:
+            for s in SPLITS:
+                counts[col][s].update(batch.loc[batch["split"] == s, col])
+    all_ids = pa.chunked_array(ids, pa.string())
+    if pa.compute.count_distinct(all_ids).as_py() != len(all_ids):
+        raise ValueError("issue_id must be unique across all batches")
+    digest = _combine_digests(all_ids, pa.chunked_array(digests, pa.binary(32)))
+    del all_ids
+    n_rows = sum(len(a) for a in ids)
+    del ids, digests
+    version = digest[:16]
+    uri = store.table_uri(ROOT, version, TABLE_DIR)
+    if store.exists(_manifest_path(version)):
+        return SnapshotInfo(version, digest, uri, False, _read_manifest(store, version))
+
+    created = (created_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    manifest = {
+        "format_version": STREAMING_FORMAT_VERSION,
+        "content_hash_scheme": ROW_HASH_SCHEME,
+        "version": version,
+        "content_hash": digest,
+        "created_at": created.isoformat(),
+        "row_counts": {s: sum(counts["label"][s].values()) for s in SPLITS},
+        "total_rows": n_rows,
+        "label_counts": {s: dict(sorted(counts["label"][s].items())) for s in SPLITS},
+        "lang_counts": {s: dict(sorted(counts["lang"][s].items())) for s in SPLITS},
+        "table": {"format": "delta", "path": TABLE_DIR, "delta_version": 0, "partition_by": ["split"]},
+        "lineage": lineage,
+        "schema": [{"name": f.name, "type": str(f.type)} for f in ARROW_SCHEMA],
+    }
+    manifest_json = json.dumps(manifest, indent=2, sort_keys=True)  # fails before writing if not JSON
+
+    opts = store.storage_options or None
+    if DeltaTable.is_deltatable(uri, storage_options=opts):
+        # Committed by an interrupted writer: complete it only if it holds exactly these rows.
+        stored, _ = read_snapshot(store, version, verify=False, _manifest=manifest)
+        if row_content_hash(stored) != digest:
+            raise SnapshotIntegrityError(f"table {uri} exists but does not hold snapshot {version}")
+    else:
+        written = 0
+
+        def record_batches() -> Iterator[pa.RecordBatch]:
+            nonlocal written
+            for batch in batches():
+                batch = _ns_timestamps(batch)[SNAPSHOT_COLUMNS]
+                written += len(batch)
+                yield from pa.Table.from_pandas(batch, schema=ARROW_SCHEMA, preserve_index=False, safe=False).to_batches()
+
+        write_deltalake(
+            uri,
+            pa.RecordBatchReader.from_batches(ARROW_SCHEMA, record_batches()),
+            partition_by=["split"],
+            mode="error",
+            name=f"issue_snapshot_{version}",
+            configuration={"delta.appendOnly": "true"},
+            storage_options=opts,
+            commit_properties=CommitProperties(custom_metadata={MANIFEST_COMMIT_KEY: manifest_json}),
+        )
+        if written != n_rows:  # `batches` gave other rows the second time: the table is not this version
+            raise SnapshotIntegrityError(f"batches gave {written} rows to write but {n_rows} to hash")
+    store.write_bytes(_manifest_path(version), manifest_json.encode("utf-8"))
+    latest = _latest_manifest(store)
+    if latest is None or latest["created_at"] <= manifest["created_at"]:
+        store.write_bytes(_LATEST, version.encode("utf-8"))
+    return SnapshotInfo(version, digest, uri, True, manifest)

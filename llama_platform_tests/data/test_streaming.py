@@ -1,0 +1,112 @@
+"""The streaming (spill-to-disk) cleaning path and streamed snapshots equal the in-memory ones."""
+
+from datetime import datetime, timezone
+
+import pandas as pd
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from llama_platform.data.cleaning import clean_issues
+from llama_platform.data.snapshot import (
+    STREAMING_FORMAT_VERSION,
+    SnapshotIntegrityError,
+    read_snapshot,
+    row_content_hash,
+    write_snapshot,
+    write_snapshot_streaming,
+)
+from llama_platform.data.splits import assign_splits
+from llama_platform.data.store import open_store
+from llama_platform.data.streaming import stream_clean
+from llama_platform_tests.data.factories import frame, gh_comment, gh_row
+from llama_platform_tests.data.test_cleaning import mixed  # noqa: F401  (a fixture)
+
+T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
+LINEAGE = {"raw_partitions": ["test"], "code_version": "test"}
+
+
+def _chunks(df: pd.DataFrame, size: int) -> list[pd.DataFrame]:
+    shuffled = df.sample(frac=1.0, random_state=5).reset_index(drop=True)
+    return [shuffled.iloc[i : i + size] for i in range(0, len(shuffled), size)]
+
+
+def _expected(raw: pd.DataFrame):
+    res = clean_issues(raw)
+    return res, res.cleaned.assign(split=assign_splits(res.cleaned["dup_cluster"]))
+
+
+def _bigger() -> pd.DataFrame:
+    rows = []
+    for n in range(40):
+        body = f"Case {n % 13}: the importer fails on large archives " * (3 + n % 13)
+        rows.append(gh_row(number=n, title=f"Importer crash {n % 13}", body=body, labels=("bug",) if n % 3 else ("question",),
+                           created=f"2024-01-{1 + n % 28:02d}T10:00:00Z", repo=f"org/r{n % 4}",
+                           comments=[gh_comment(f"user{n % 5}", f"Same for me @user{(n + 1) % 5} on build {n}")]))
+        if n % 7 == 0:  # a newer version of the same issue
+            rows.append(gh_row(number=n, title=f"Importer crash {n}", body=body + " Update.", labels=("bug",),
+                               updated="2024-03-01T10:00:00Z", repo=f"org/r{n % 4}"))
+    return frame(rows)  # fmt: skip
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_stream_clean_matches_clean_issues(mixed, tmp_path, workers):  # noqa: F811
+    expected, expected_snapshot = _expected(mixed)
+    res = stream_clean(_chunks(mixed, 3), tmp_path / "spill", workers=workers, part_rows=2)
+    pd.testing.assert_frame_equal(res.cleaned_frame(), expected_snapshot)
+    key = ["issue_id", "reason"]
+    assert sorted(map(tuple, res.filtered[key].values)) == sorted(map(tuple, expected.filtered[key].values))
+    assert sorted(map(tuple, res.quarantined[key].values)) == sorted(map(tuple, expected.quarantined[key].values))
+    assert res.counts == expected.counts
+    c = res.counts
+    assert c["raw"] == len(mixed) == c["cleaned"] + sum(c["quarantined"].values()) + sum(c["filtered"].values())
+    assert "near_duplicate" in c["filtered"] and "superseded" in c["filtered"]  # decisions across chunks
+
+
+def test_stream_clean_with_many_clusters_and_versions(tmp_path):
+    raw = _bigger()
+    expected, expected_snapshot = _expected(raw)
+    res = stream_clean(_chunks(raw, 7), tmp_path / "spill", part_rows=5)
+    got = res.cleaned_frame()
+    assert list(got["issue_id"]) == list(expected_snapshot["issue_id"])
+    assert list(got["label"]) == list(expected_snapshot["label"])
+    assert list(got["split"]) == list(expected_snapshot["split"])
+    pd.testing.assert_frame_equal(got, expected_snapshot)
+    assert res.counts == expected.counts
+    assert len(res.cleaned_parts) > 1
+    assert res.counts["filtered"]["near_duplicate"] > 5
+
+
+def test_empty_stream(tmp_path):
+    res = stream_clean([], tmp_path / "spill")
+    assert res.counts["raw"] == 0 and res.counts["cleaned"] == 0 and res.cleaned_parts == []
+
+
+def test_streamed_snapshot_round_trips_and_is_batch_independent(mixed, tmp_path):  # noqa: F811
+    _, expected_snapshot = _expected(_bigger())
+    store = open_store(f"file://{tmp_path}/store")
+    res = stream_clean(_chunks(_bigger(), 9), tmp_path / "spill", part_rows=4)
+    info = write_snapshot_streaming(store, res.iter_cleaned, LINEAGE, created_at=T0)
+    assert info.created and info.manifest["format_version"] == STREAMING_FORMAT_VERSION
+    assert info.content_hash == row_content_hash(expected_snapshot)
+    assert info.manifest["total_rows"] == len(expected_snapshot)
+    assert info.row_counts == {s: int((expected_snapshot["split"] == s).sum()) for s in ("train", "val", "test")}
+    back, manifest = read_snapshot(store, info.version)  # verifies the row-hash content hash
+    pd.testing.assert_frame_equal(back, expected_snapshot)
+    # The same rows in other batches: the same version, and writing again is a no-op.
+    again = write_snapshot_streaming(store, lambda: [expected_snapshot.iloc[::-1]], LINEAGE)
+    assert again.version == info.version and not again.created
+    # A format-2 snapshot of the same rows is a different, independent version.
+    assert write_snapshot(store, expected_snapshot, LINEAGE).version != info.version
+
+
+def test_streamed_snapshot_tampering_and_bad_batches(tmp_path):
+    _, df = _expected(_bigger())
+    store = open_store(f"file://{tmp_path}/store")
+    with pytest.raises(ValueError, match="unique"):
+        write_snapshot_streaming(store, lambda: [df, df.iloc[:1]], LINEAGE)
+    info = write_snapshot_streaming(store, lambda: [df], LINEAGE)
+    # Rows appended to the table behind the manifest's back (a valid Delta commit).
+    extra = DeltaTable(info.uri).to_pyarrow_table().slice(0, 1)
+    write_deltalake(info.uri, extra, mode="append")
+    with pytest.raises(SnapshotIntegrityError, match="content hash"):
+        read_snapshot(store, info.version)
