@@ -27,7 +27,7 @@ import posixpath
 from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -187,45 +187,67 @@ def write_snapshot(
     if store.exists(_manifest_path(version)):
         return SnapshotInfo(version, digest, uri, False, _read_manifest(store, version))
 
+    manifest = _manifest(
+        digest, created_at, lineage, format_version=FORMAT_VERSION,
+        row_counts={s: int((df["split"] == s).sum()) for s in SPLITS},
+        total_rows=len(df),
+        label_counts=_nested_counts(df, "label"),
+        lang_counts=_nested_counts(df, "lang"),
+    )
+    manifest_json = json.dumps(manifest, indent=2, sort_keys=True)  # fails before writing if not JSON
+    if not _resume_table(store, uri, manifest, content_hash):
+        table = pa.Table.from_pandas(df, schema=ARROW_SCHEMA, preserve_index=False, safe=False)
+        _write_table(store, uri, table, version, manifest_json)
+    return _publish(store, uri, manifest, manifest_json)
+
+
+def _manifest(digest: str, created_at: datetime | None, lineage: Mapping[str, Any], **fields: Any) -> dict[str, Any]:
     created = (created_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    manifest = {
-        "format_version": FORMAT_VERSION,
-        "version": version,
+    return {
+        **fields,
+        "version": digest[:16],
         "content_hash": digest,
         "created_at": created.isoformat(),
-        "row_counts": {s: int((df["split"] == s).sum()) for s in SPLITS},
-        "total_rows": len(df),
-        "label_counts": _nested_counts(df, "label"),
-        "lang_counts": _nested_counts(df, "lang"),
         "table": {"format": "delta", "path": TABLE_DIR, "delta_version": 0, "partition_by": ["split"]},
         "lineage": lineage,
         "schema": [{"name": f.name, "type": str(f.type)} for f in ARROW_SCHEMA],
     }
-    manifest_json = json.dumps(manifest, indent=2, sort_keys=True)  # fails before writing if not JSON
 
-    opts = store.storage_options or None
-    if DeltaTable.is_deltatable(uri, storage_options=opts):
-        # Committed by an interrupted writer: complete it only if it holds exactly these rows.
-        stored, _ = read_snapshot(store, version, verify=False, _manifest=manifest)
-        if content_hash(stored) != digest:
-            raise SnapshotIntegrityError(f"table {uri} exists but does not hold snapshot {version}")
-    else:
-        table = pa.Table.from_pandas(df, schema=ARROW_SCHEMA, preserve_index=False, safe=False)
-        write_deltalake(
-            uri,
-            table,
-            partition_by=["split"],
-            mode="error",  # never overwrite: a version's table is written exactly once
-            name=f"issue_snapshot_{version}",
-            configuration={"delta.appendOnly": "true"},
-            storage_options=opts,
-            commit_properties=CommitProperties(custom_metadata={MANIFEST_COMMIT_KEY: manifest_json}),
-        )
+
+def _resume_table(store: StoreLocation, uri: str, manifest: dict, hash_of: Callable[[pd.DataFrame], str]) -> bool:
+    """True when an interrupted writer already committed this version's table (checked to hold
+    exactly these rows with `hash_of`); False when the table still has to be written."""
+    if not DeltaTable.is_deltatable(uri, storage_options=store.storage_options or None):
+        return False
+    stored, _ = read_snapshot(store, manifest["version"], verify=False, _manifest=manifest)
+    if hash_of(stored) != manifest["content_hash"]:
+        raise SnapshotIntegrityError(f"table {uri} exists but does not hold snapshot {manifest['version']}")
+    return True
+
+
+def _write_table(
+    store: StoreLocation, uri: str, data: pa.Table | pa.RecordBatchReader, version: str, manifest_json: str
+) -> None:
+    write_deltalake(
+        uri,
+        data,
+        partition_by=["split"],
+        mode="error",  # never overwrite: a version's table is written exactly once
+        name=f"issue_snapshot_{version}",
+        configuration={"delta.appendOnly": "true"},
+        storage_options=store.storage_options or None,
+        commit_properties=CommitProperties(custom_metadata={MANIFEST_COMMIT_KEY: manifest_json}),
+    )
+
+
+def _publish(store: StoreLocation, uri: str, manifest: dict, manifest_json: str) -> SnapshotInfo:
+    """Write the manifest (the snapshot is complete from here on) and move LATEST if it is newest."""
+    version = manifest["version"]
     store.write_bytes(_manifest_path(version), manifest_json.encode("utf-8"))
     latest = _latest_manifest(store)
     if latest is None or latest["created_at"] <= manifest["created_at"]:
         store.write_bytes(_LATEST, version.encode("utf-8"))
-    return SnapshotInfo(version, digest, uri, True, manifest)
+    return SnapshotInfo(version, manifest["content_hash"], uri, True, manifest)
 
 
 def list_snapshots(store: StoreLocation) -> list[dict[str, Any]]:
@@ -351,30 +373,16 @@ def write_snapshot_streaming(
     if store.exists(_manifest_path(version)):
         return SnapshotInfo(version, digest, uri, False, _read_manifest(store, version))
 
-    created = (created_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
-    manifest = {
-        "format_version": STREAMING_FORMAT_VERSION,
-        "content_hash_scheme": ROW_HASH_SCHEME,
-        "version": version,
-        "content_hash": digest,
-        "created_at": created.isoformat(),
-        "row_counts": {s: sum(counts["label"][s].values()) for s in SPLITS},
-        "total_rows": n_rows,
-        "label_counts": {s: dict(sorted(counts["label"][s].items())) for s in SPLITS},
-        "lang_counts": {s: dict(sorted(counts["lang"][s].items())) for s in SPLITS},
-        "table": {"format": "delta", "path": TABLE_DIR, "delta_version": 0, "partition_by": ["split"]},
-        "lineage": lineage,
-        "schema": [{"name": f.name, "type": str(f.type)} for f in ARROW_SCHEMA],
-    }
+    manifest = _manifest(
+        digest, created_at, lineage, format_version=STREAMING_FORMAT_VERSION,
+        content_hash_scheme=ROW_HASH_SCHEME,
+        row_counts={s: sum(counts["label"][s].values()) for s in SPLITS},
+        total_rows=n_rows,
+        label_counts={s: dict(sorted(counts["label"][s].items())) for s in SPLITS},
+        lang_counts={s: dict(sorted(counts["lang"][s].items())) for s in SPLITS},
+    )
     manifest_json = json.dumps(manifest, indent=2, sort_keys=True)  # fails before writing if not JSON
-
-    opts = store.storage_options or None
-    if DeltaTable.is_deltatable(uri, storage_options=opts):
-        # Committed by an interrupted writer: complete it only if it holds exactly these rows.
-        stored, _ = read_snapshot(store, version, verify=False, _manifest=manifest)
-        if row_content_hash(stored) != digest:
-            raise SnapshotIntegrityError(f"table {uri} exists but does not hold snapshot {version}")
-    else:
+    if not _resume_table(store, uri, manifest, row_content_hash):
         written = 0
 
         def record_batches() -> Iterator[pa.RecordBatch]:
@@ -384,20 +392,8 @@ def write_snapshot_streaming(
                 written += len(batch)
                 yield from pa.Table.from_pandas(batch, schema=ARROW_SCHEMA, preserve_index=False, safe=False).to_batches()
 
-        write_deltalake(
-            uri,
-            pa.RecordBatchReader.from_batches(ARROW_SCHEMA, record_batches()),
-            partition_by=["split"],
-            mode="error",
-            name=f"issue_snapshot_{version}",
-            configuration={"delta.appendOnly": "true"},
-            storage_options=opts,
-            commit_properties=CommitProperties(custom_metadata={MANIFEST_COMMIT_KEY: manifest_json}),
-        )
+        reader = pa.RecordBatchReader.from_batches(ARROW_SCHEMA, record_batches())
+        _write_table(store, uri, reader, version, manifest_json)
         if written != n_rows:  # `batches` gave other rows the second time: the table is not this version
             raise SnapshotIntegrityError(f"batches gave {written} rows to write but {n_rows} to hash")
-    store.write_bytes(_manifest_path(version), manifest_json.encode("utf-8"))
-    latest = _latest_manifest(store)
-    if latest is None or latest["created_at"] <= manifest["created_at"]:
-        store.write_bytes(_LATEST, version.encode("utf-8"))
-    return SnapshotInfo(version, digest, uri, True, manifest)
+    return _publish(store, uri, manifest, manifest_json)
