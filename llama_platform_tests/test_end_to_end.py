@@ -40,10 +40,8 @@ def small_corpus(tmp_path):
 
 @pytest.fixture()
 def forge(small_corpus):
-    server = ReplayForgeServer(small_corpus)
-    server.start()
-    yield server
-    server.stop()
+    with ReplayForgeServer(small_corpus) as server:
+        yield server
 
 
 def test_whole_graph(tmp_path, monkeypatch, forge, small_corpus, s3_server, s3_bucket):

@@ -48,20 +48,18 @@ def _wait(predicate, timeout: float, what: str):
 def stack(tmp_path):
     corpus = tmp_path / "corpus"
     write_corpus(corpus, scale=0.1)
-    forge = ReplayForgeServer(corpus)
-    forge.start()
     home = tmp_path / "home"
-    env = {
-        "LLAMA_PLATFORM_HOME": str(home),
-        "LLAMA_PLATFORM_REPLAY_URL": forge.url,
-        "LLAMA_PLATFORM_REPOS": REPO,
-        "LLAMA_PLATFORM_HISTORY_START": "2025-06-01",
-        "LLAMA_PLATFORM_AUTOMATION": "off",  # keep this test to ingestion: no downstream training runs
-    }
-    ui = start_dagster_dev(tmp_path, env)
-    yield ui, forge, home
-    ui.stop()
-    forge.stop()
+    with ReplayForgeServer(corpus) as forge:  # stopped even if the UI fails to start
+        env = {
+            "LLAMA_PLATFORM_HOME": str(home),
+            "LLAMA_PLATFORM_REPLAY_URL": forge.url,
+            "LLAMA_PLATFORM_REPOS": REPO,
+            "LLAMA_PLATFORM_HISTORY_START": "2025-06-01",
+            "LLAMA_PLATFORM_AUTOMATION": "off",  # keep this test to ingestion: no downstream training runs
+        }
+        ui = start_dagster_dev(tmp_path, env)
+        yield ui, forge, home
+        ui.stop()
 
 
 def _stored(home) -> set[str]:

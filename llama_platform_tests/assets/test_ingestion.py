@@ -31,10 +31,8 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture()
 def forge(corpus):
-    server = ReplayForgeServer(corpus)
-    server.start()
-    yield server
-    server.stop()
+    with ReplayForgeServer(corpus) as server:
+        yield server
 
 
 @pytest.fixture()
