@@ -2,20 +2,24 @@
 
 The same issue is often filed twice, mirrored between GitHub and Gitee, or copied across forks;
 keeping every copy would over-weight it and leak it across train/test splits. Texts are shingled
-into 5-word n-grams and MinHashed (datasketch, 256 permutations); LSH banding proposes candidate
-pairs, each pair is confirmed by its estimated Jaccard similarity (>= 0.7), and connected components
+into 5-word n-grams and MinHashed (256 permutations); LSH banding proposes candidate pairs, each pair is confirmed by its estimated Jaccard similarity (>= 0.7), and connected components
 of confirmed pairs form the clusters. The index is incremental, so a stream of chunks shares one.
+
+Signatures come from rensa (Rust): one call MinHashes a whole chunk from a flat buffer of shingle
+hashes built with numpy. datasketch's per-document MinHash was the largest single cost of cleaning
+(~120 us per issue against ~5 here); it stays the reference the tests check rensa's Jaccard
+estimates against.
 """
 
 from __future__ import annotations
 
 import re
-import zlib
 from datetime import datetime
 from typing import Any, Hashable, Mapping, Sequence, cast
 
 import numpy as np
-from datasketch import MinHash
+import pandas as pd
+import rensa
 
 NUM_PERM = 256
 SHINGLE_WORDS = 5
@@ -24,6 +28,8 @@ THRESHOLD = 0.7
 # probability ~0.95, at 0.8 ~1.0, at 0.4 ~0.06. datasketch's default balance would find only half
 # of the pairs at the threshold; the extra candidates are cheap because each one is confirmed below.
 ROWS_PER_BAND = 7
+SEED = 1  # fixes rensa's permutations: signatures (and so clusters and splits) are reproducible
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # odd 64-bit constant (golden ratio) for combining token hashes
 
 # A CJK character is one token (Chinese has no spaces between words); other tokens are \w runs.
 _TOKEN = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]|[^\W\u3400-\u9fff\uf900-\ufaff]+")
@@ -59,20 +65,51 @@ class _UnionFind:
             self.parent[hi] = lo
 
 
+def shingle_hashes(texts: Sequence[str], k: int = SHINGLE_WORDS) -> tuple[np.ndarray, np.ndarray]:
+    """(hashes, counts): 64-bit hashes of each text's `shingles`, flat, and how many per text.
+
+    The same k-grams as `shingles` (repeats included; a MinHash ignores them), built for a whole
+    batch at once: tokens are hashed by pandas (SipHash, stable across processes) and each k-gram's
+    hash combines its k token hashes in order, without joining any strings.
+    """
+    tokens: list[str] = []
+    lens = np.zeros(len(texts), dtype=np.int64)
+    for i, text in enumerate(texts):
+        found = _TOKEN.findall(text.lower()) if text else []
+        tokens.extend(found)
+        lens[i] = len(found)
+    if not tokens:
+        return np.zeros(0, dtype=np.uint64), np.zeros(len(texts), dtype=np.int64)
+    token_hashes = pd.util.hash_array(np.array(tokens, dtype=object))
+    n = len(token_hashes)
+    lens_per_token = np.repeat(lens, lens)
+    left = lens_per_token - (np.arange(n) - np.repeat(np.cumsum(lens) - lens, lens))  # tokens from here to the end
+    combined = token_hashes.copy()
+    with np.errstate(over="ignore"):  # multiplication wraps modulo 2**64 on purpose
+        for j in range(1, k):
+            following = np.zeros(n, dtype=np.uint64)
+            following[: n - j] = token_hashes[j:]
+            following[left <= j] = 0  # past the end of this text
+            combined = (combined * _MIX) ^ following
+    # A k-gram starts at every token with k-1 more after it; a text shorter than k is one shingle.
+    starts = (left >= k) | ((left == lens_per_token) & (lens_per_token < k))
+    counts = np.where(lens >= k, lens - k + 1, np.minimum(lens, 1))
+    return combined[starts], counts
+
+
 def minhash_signatures(texts: Sequence[str], num_perm: int = NUM_PERM) -> tuple[np.ndarray, np.ndarray]:
-    """(signatures, usable): one uint32 MinHash row per text (datasketch), and which texts had tokens.
+    """(signatures, usable): one uint32 MinHash row per text, and which texts had tokens.
 
     Texts without any token get an all-zero row and usable=False: their "empty" MinHash would
-    collide with every other empty one. The values fit 32 bits (datasketch masks them so).
+    collide with every other empty one.
     """
-    shingle_sets = [shingles(t or "") for t in texts]
-    usable = np.array([bool(s) for s in shingle_sets], dtype=bool)
+    hashes, counts = shingle_hashes(texts)
+    usable = counts > 0
     sigs = np.zeros((len(texts), num_perm), dtype=np.uint32)
-    # crc32 (C, stable across processes) instead of datasketch's default sha1: ~5x faster per
-    # shingle, and the random permutations on top make its weak mixing irrelevant here.
-    minhashes = MinHash.bulk((s for s in shingle_sets if s), num_perm=num_perm, hashfunc=zlib.crc32)
-    if minhashes:
-        sigs[usable] = np.stack([m.hashvalues for m in minhashes]).astype(np.uint32)
+    if usable.any():
+        offsets = np.concatenate([[0], np.cumsum(counts[usable])]).astype(np.uint64)
+        matrix = rensa.RMinHash.digest_matrix_from_flat_token_hashes(hashes, offsets, num_perm, SEED)
+        sigs[usable] = np.array(matrix.to_rows(), dtype=np.uint32)
     return sigs, usable
 
 

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
+import orjson
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -177,9 +179,14 @@ def normalise(source: str, repo: str, payload: str | Mapping[str, Any], raw_hash
     """Turn one raw row's payload into an IssueRecord; raise MalformedRecord on unusable input."""
     if isinstance(payload, str):
         try:
-            payload = json.loads(payload)
-        except ValueError as exc:
-            raise MalformedRecord("invalid_json", str(exc)[:200]) from exc
+            payload = orjson.loads(payload)  # ~5x faster than json; the parse is a tenth of cleaning
+        except orjson.JSONDecodeError:
+            # orjson refuses what json accepts (NaN, lone surrogates in escapes, huge integers);
+            # json decides, so such rows meet the same checks as before.
+            try:
+                payload = json.loads(payload)
+            except ValueError as exc:
+                raise MalformedRecord("invalid_json", str(exc)[:200]) from exc
     if not isinstance(payload, Mapping) or not isinstance(payload.get("issue"), Mapping):
         raise MalformedRecord("missing_field", "payload has no issue object")
     issue = payload["issue"]

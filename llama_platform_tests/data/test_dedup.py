@@ -2,7 +2,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from llama_platform.data.dedup import near_duplicate_clusters, shingles, survivors
+import numpy as np
+
+from llama_platform.data.dedup import minhash_signatures, near_duplicate_clusters, shingle_hashes, shingles, survivors
 
 BASE = (
     "The application crashes on startup when the configuration file contains a trailing comma in the "
@@ -70,3 +72,45 @@ def test_survivor_is_earliest_created_then_smallest_id():
     assert survivors(["b", "a"], [t0, t0], {"a": "a", "b": "a"}) == {"a"}
     with pytest.raises(ValueError):
         survivors(["a"], [], {"a": "a"})
+
+
+def test_shingle_hashes_match_the_shingles():
+    texts = [BASE, OTHER, "", "Just three words", "启动失败了，请帮忙看看", BASE + " " + BASE]
+    hashes, counts = shingle_hashes(texts)
+    assert counts.sum() == len(hashes)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    for i, text in enumerate(texts):
+        own = hashes[offsets[i] : offsets[i + 1]]
+        # One hash per k-gram position, and as many distinct hashes as distinct shingles.
+        assert len(set(own.tolist())) == len(shingles(text))
+    # Order matters within a shingle, and texts do not bleed into each other.
+    (a, _), (b, _) = shingle_hashes(["a b c d e"]), shingle_hashes(["e d c b a"])
+    assert a.tolist() != b.tolist()
+    joined, _ = shingle_hashes(["a b c", "d e f"])
+    assert len(joined) == 2
+
+
+def test_signatures_estimate_jaccard_like_datasketch():
+    # datasketch is the reference MinHash; rensa's estimates must agree with it (and with the truth).
+    from datasketch import MinHash
+
+    near = BASE.replace("forty two", "forty three").replace("crashes", "fails")
+    pairs = [(BASE, near), (BASE, OTHER), (BASE, BASE.upper()), (OTHER, OTHER + " Thanks a lot for this.")]
+    sigs, usable = minhash_signatures([t for pair in pairs for t in pair])
+    assert usable.all()
+    for k, (x, y) in enumerate(pairs):
+        ours = float(np.mean(sigs[2 * k] == sigs[2 * k + 1]))
+        reference = []
+        for text in (x, y):
+            m = MinHash(num_perm=256)
+            m.update_batch(list(shingles(text)))
+            reference.append(m)
+        assert abs(ours - reference[0].jaccard(reference[1])) < 0.12
+        assert abs(ours - _jaccard(x, y)) < 0.12
+
+
+def test_signatures_are_reproducible_and_empty_texts_unusable():
+    a, ua = minhash_signatures([BASE, "", OTHER])
+    b, ub = minhash_signatures([BASE, "", OTHER])
+    assert (a == b).all() and ua.tolist() == ub.tolist() == [True, False, True]
+    assert not a[1].any()
