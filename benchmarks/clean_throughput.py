@@ -140,7 +140,7 @@ def pipeline(raw: Path, store_dir: Path, workers: int, chunk: int) -> tuple[floa
     t0 = time.perf_counter()
     src = pq.ParquetFile(raw)
     bar = tqdm(total=src.metadata.num_rows, desc="clean", unit="issues")
-    chunks = (b.to_pandas() for b in src.iter_batches(batch_size=chunk))
+    chunks = (b for b in src.iter_batches(batch_size=chunk))
     result = clean_chunks(chunks, CleaningConfig(), workers=workers, progress=bar.update)
     bar.close()
     t_clean = time.perf_counter() - t0
@@ -154,7 +154,7 @@ def pipeline_streaming(raw: Path, work: Path, workers: int, chunk: int) -> tuple
     t0 = time.perf_counter()
     src = pq.ParquetFile(raw)
     bar = tqdm(total=src.metadata.num_rows, desc="clean (streaming)", unit="issues")
-    chunks = (b.to_pandas() for b in src.iter_batches(batch_size=chunk))
+    chunks = (b for b in src.iter_batches(batch_size=chunk))
     result = stream_clean(chunks, work / "spill", CleaningConfig(), workers=workers, progress=bar.update, part_rows=chunk)
     bar.close()
     t_clean = time.perf_counter() - t0

@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from llama_platform.data.bots import is_bot, is_bot_invocation
 from llama_platform.data.dedup import THRESHOLD, MinHashIndex, minhash_signatures, survivors
@@ -157,12 +158,17 @@ class _ChunkResult:
     usable: np.ndarray
 
 
-def _process_chunk(chunk: pd.DataFrame, start: int, config: CleaningConfig) -> _ChunkResult:
+def _rows(chunk: Any) -> list[dict]:
+    # An Arrow batch pickles as a few buffers: cheaper to hand to a worker than a DataFrame.
+    return chunk.to_pylist() if isinstance(chunk, (pa.RecordBatch, pa.Table)) else chunk.to_dict("records")
+
+
+def _process_chunk(chunk: Any, start: int, config: CleaningConfig) -> _ChunkResult:
     """Steps 2-4 for one chunk of raw rows (numbered from `start`); no cross-row decisions here."""
     outcomes: list[dict] = []
     cand_rows: list[int] = []
     dedup_texts: list[str] = []
-    for offset, row in enumerate(chunk.to_dict("records")):
+    for offset, row in enumerate(_rows(chunk)):
         out: dict[str, Any] = {
             "i": start + offset,
             "key": _key(row),
@@ -269,8 +275,9 @@ def _chunks(raw: pd.DataFrame, size: int) -> Iterator[pd.DataFrame]:
         yield raw.iloc[start : start + size]
 
 
-def _check_columns(df: pd.DataFrame) -> None:
-    missing = [c for c in RAW_COLUMNS if c not in df.columns]
+def _check_columns(df: Any) -> None:
+    names = df.schema.names if isinstance(df, (pa.RecordBatch, pa.Table)) else df.columns
+    missing = [c for c in RAW_COLUMNS if c not in names]
     if missing:
         raise ValueError(f"raw frame lacks columns {missing}")
 
@@ -282,12 +289,12 @@ def clean_issues(raw: pd.DataFrame, config: CleaningConfig = CleaningConfig(), w
 
 
 def clean_chunks(
-    chunks: Iterable[pd.DataFrame],
+    chunks: Iterable[pd.DataFrame | pa.RecordBatch],
     config: CleaningConfig = CleaningConfig(),
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
 ) -> CleanResult:
-    """Clean a stream of raw chunks (each a RAW_COLUMNS frame) as if they were one frame.
+    """Clean a stream of raw chunks (each a RAW_COLUMNS frame or Arrow batch) as if they were one frame.
 
     Raw payloads are dropped as soon as their chunk is processed; what is kept until the end is the
     cleaned text of the candidates, their MinHash signatures and a few facts per raw row. With
@@ -308,7 +315,7 @@ def clean_chunks(
 
 
 def run_chunks(
-    chunks: Iterable[pd.DataFrame], config: CleaningConfig, workers: int, collect: Callable[[_ChunkResult], None]
+    chunks: Iterable[pd.DataFrame | pa.RecordBatch], config: CleaningConfig, workers: int, collect: Callable[[_ChunkResult], None]
 ) -> None:
     """Process raw chunks (in a pool of `workers` processes when > 1) and hand each result to
     `collect`, in input order; at most 2 x workers chunks are in flight, so memory stays flat."""
@@ -321,6 +328,7 @@ def run_chunks(
             start += len(chunk)
 
     if workers > 1:
+        _load_models()  # before the pool forks: the workers share them instead of each loading its own
         with ProcessPoolExecutor(max_workers=workers) as pool:
             pending = []
             for chunk, start in numbered():
@@ -332,6 +340,11 @@ def run_chunks(
     else:
         for chunk, start in numbered():
             collect(_process_chunk(chunk, start, config))
+
+
+def _load_models() -> None:
+    detect_language("Ce texte charge les modèles de langue une fois pour toutes.")
+    redact("and this one the redaction prefilter")
 
 
 def _finish(results: list[_ChunkResult], index: MinHashIndex, config: CleaningConfig) -> CleanResult:

@@ -51,7 +51,8 @@ _ENGLISH_ONLY_WORDS = _ENGLISH_WORDS - {"was", "an"}
 
 @lru_cache(maxsize=1)
 def _detector() -> LanguageDetector:
-    return LanguageDetectorBuilder.from_languages(*LANGUAGES).build()  # models load on first use
+    # Loaded up front, so a process pool forked after the first call shares them (see cleaning).
+    return LanguageDetectorBuilder.from_languages(*LANGUAGES).with_preloaded_language_models().build()
 
 
 def prose_sample(text: str, max_chars: int = MAX_CHARS) -> str:

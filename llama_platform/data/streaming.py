@@ -157,7 +157,7 @@ def _spill(res: _ChunkResult, path: Path) -> None:
 
 
 def stream_clean(
-    chunks: Iterable[pd.DataFrame],
+    chunks: Iterable[pd.DataFrame | pa.RecordBatch],
     spill_dir: Path,
     config: CleaningConfig = CleaningConfig(),
     workers: int = 1,
