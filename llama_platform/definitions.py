@@ -26,6 +26,7 @@ from llama_platform.assets.report import dataset_report
 from llama_platform.assets.serving import deployed_endpoint
 from llama_platform.assets.snapshot import issue_snapshot, snapshot_schema
 from llama_platform.assets.training import finetuned_checkpoint
+from llama_platform.resources.cleaning import CleaningResource
 from llama_platform.resources.feast import FeastResource
 from llama_platform.resources.forges import ForgeResource
 from llama_platform.resources.io_manager import ParquetIOManager
@@ -93,6 +94,7 @@ def build_resources(settings: Settings) -> dict:
             github_app_private_key_path=str(settings.github_app_private_key_path) if settings.github_app_private_key_path else None,
         ),
         "feast": FeastResource(data_dir=str(settings.home / "feast")),
+        "cleaning": CleaningResource(spill_dir=str(settings.home / "spill"), workers=settings.clean_workers),
         "training": TrainingResource(
             work_dir=str(settings.home / "training"),
             max_steps=settings.train_steps,

@@ -60,6 +60,8 @@ class Settings:
     history_start: str = "2024-01-01"
     train_steps: int = 200
     train_batch_size: int = 16
+    # Processes the preprocessor cleans chunks in (1: in the step's own process).
+    clean_workers: int = 1
     mlflow_ui_url: str | None = None
     # GitHub App auth (instead of GITHUB_TOKEN): app id, installation id, and the private key's file
     # (or its PEM in the secret GITHUB_APP_PRIVATE_KEY).
@@ -155,6 +157,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         automation_on=env.get("LLAMA_PLATFORM_AUTOMATION", "on") != "off",
         train_steps=_int(env, "LLAMA_PLATFORM_TRAIN_STEPS", 200),
         train_batch_size=_int(env, "LLAMA_PLATFORM_TRAIN_BATCH_SIZE", 16),
+        clean_workers=_int(env, "LLAMA_PLATFORM_CLEAN_WORKERS", 1),
         mlflow_ui_url=env.get("LLAMA_PLATFORM_MLFLOW_UI_URL") or None,
         github_app_id=env.get("GITHUB_APP_ID") or None,
         github_app_installation_id=_int(env, "GITHUB_APP_INSTALLATION_ID", 0) or None,

@@ -1,14 +1,21 @@
 """Stage 2: the preprocessor. Raw forge records -> cleaned issues + quarantined issues (+ counted filters)."""
 
-import pandas as pd
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSpec,
     AssetExecutionContext,
     AssetIn,
+    AssetKey,
     AssetOut,
     MetadataValue,
+    Nothing,
     Output,
     asset_check,
     multi_asset,
@@ -16,20 +23,23 @@ from dagster import (
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from llama_platform.assets.automation import follow_raw
-from llama_platform.assets.common import bar_plot, check_result, column_schema, png_markdown, preview
+from llama_platform.assets.common import bar_plot, check_result, column_schema, png_markdown, preview, table_type
 from llama_platform.data import quality
-from llama_platform.data.cleaning import clean_issues
 from llama_platform.data.schemas import CleanedIssuesSchema, QuarantinedIssuesSchema
+from llama_platform.data.streaming import cleaned_frame, stream_clean
+from llama_platform.resources.cleaning import CleaningResource
+from llama_platform.resources.io_manager import ParquetParts
 
 
 @multi_asset(
     group_name="preprocessing",
-    ins={"raw_issues": AssetIn()},
+    # Read in batches by the step itself (not loaded whole): memory stays bounded at any size.
+    ins={"raw_issues": AssetIn(dagster_type=Nothing)},
     outs={
         "cleaned_issues": AssetOut(
             io_manager_key="parquet_io_manager",
             automation_condition=follow_raw,
-            dagster_type=pandera_schema_to_dagster_type(CleanedIssuesSchema),
+            dagster_type=table_type(CleanedIssuesSchema),
             description="Training-ready issues: normalised, de-botted, auto-text stripped, PII/secrets redacted, near-deduplicated.",
             kinds={"pandas", "parquet"},
         ),
@@ -50,38 +60,58 @@ from llama_platform.data.schemas import CleanedIssuesSchema, QuarantinedIssuesSc
         ),
     ],
 )
-def clean(context: AssetExecutionContext, raw_issues: pd.DataFrame):
-    context.log.info(f"cleaning {len(raw_issues)} raw records")
-    result = clean_issues(raw_issues)
-    counts = result.counts
-    filtered_by_reason = counts["filtered"]
-    quarantined_by_reason = counts["quarantined"]
-    n_raw, n_clean = len(raw_issues), len(result.cleaned)
-    n_quar, n_filt = len(result.quarantined), len(result.filtered)
-    context.log.info(
-        f"raw {n_raw} = cleaned {n_clean} + quarantined {n_quar} + filtered {n_filt} {filtered_by_reason}"
-    )
-    label_counts = result.cleaned["label"].value_counts().to_dict() if n_clean else {}
-    yield Output(
-        result.cleaned,
-        output_name="cleaned_issues",
-        metadata={
-            "row_count": MetadataValue.int(n_clean),
-            "raw_count": MetadataValue.int(n_raw),
-            "filtered": MetadataValue.json(filtered_by_reason),
-            "quarantined": MetadataValue.json(quarantined_by_reason),
-            "labels": MetadataValue.json(label_counts),
-            "label_distribution": png_markdown(bar_plot(label_counts, "primary label"), "labels"),
-            "filter_counts": png_markdown(
-                bar_plot({**filtered_by_reason, **{f"q:{k}": v for k, v in quarantined_by_reason.items()}},
-                         "filtered / quarantined by reason"),
-                "filters",
-            ),
-            "redactions": MetadataValue.int(int(result.cleaned["redactions"].sum()) if n_clean else 0),
-            "preview": preview(result.cleaned, ["issue_id", "label", "title", "n_comments"]),
-            "dagster/column_schema": column_schema(result.cleaned),
-        },
-    )
+def clean(context: AssetExecutionContext, cleaning: CleaningResource):
+    """Streams raw partitions through `stream_clean`: chunks are cleaned (in `cleaning.workers`
+    processes), candidates spill to local disk, and the cleaned rows are written part by part."""
+    io_manager = context.resources.parquet_io_manager
+    keys: list[str | None] = [None]  # an unpartitioned upstream (tests stub raw_issues so)
+    if context.instance.get_materialized_partitions(AssetKey("raw_issues")):
+        keys = [str(k) for k in context.asset_partition_keys_for_input("raw_issues")]
+    batches = io_manager.iter_batches(["raw_issues"], keys, cleaning.chunk_rows, log=context.log)
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        done += n
+        context.log.info(f"cleaned {done} raw records so far")
+
+    Path(cleaning.spill_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cleaning.spill_dir, prefix=f"{context.run_id[:8]}-") as spill:
+        result = stream_clean(batches, Path(spill), workers=cleaning.workers, progress=progress)
+        counts = result.counts
+        filtered_by_reason, quarantined_by_reason = counts["filtered"], counts["quarantined"]
+        n_raw, n_clean = counts["raw"], counts["cleaned"]
+        n_quar, n_filt = len(result.quarantined), len(result.filtered)
+        context.log.info(
+            f"raw {n_raw} = cleaned {n_clean} + quarantined {n_quar} + filtered {n_filt} {filtered_by_reason}"
+        )
+        label_counts: Counter = Counter()
+        redactions = 0
+        for path in result.cleaned_parts:
+            part = pq.read_table(path, columns=["label", "redactions"])
+            label_counts.update(part.column("label").to_pylist())
+            redactions += int(pc.sum(part.column("redactions")).as_py() or 0)
+        first = cleaned_frame(pq.read_table(result.cleaned_parts[0]).slice(0, 20))
+        yield Output(
+            ParquetParts(result.cleaned_parts),
+            output_name="cleaned_issues",
+            metadata={
+                "row_count": MetadataValue.int(n_clean),
+                "raw_count": MetadataValue.int(n_raw),
+                "filtered": MetadataValue.json(filtered_by_reason),
+                "quarantined": MetadataValue.json(quarantined_by_reason),
+                "labels": MetadataValue.json(dict(label_counts.most_common())),
+                "label_distribution": png_markdown(bar_plot(dict(label_counts), "primary label"), "labels"),
+                "filter_counts": png_markdown(
+                    bar_plot({**filtered_by_reason, **{f"q:{k}": v for k, v in quarantined_by_reason.items()}},
+                             "filtered / quarantined by reason"),
+                    "filters",
+                ),
+                "redactions": MetadataValue.int(redactions),
+                "preview": preview(first, ["issue_id", "label", "title", "n_comments"]),
+                "dagster/column_schema": column_schema(first),
+            },
+        )
     yield Output(
         result.quarantined,
         output_name="quarantined_issues",
@@ -104,9 +134,11 @@ def clean(context: AssetExecutionContext, raw_issues: pd.DataFrame):
 @asset_check(
     asset="cleaned_issues",
     blocking=True,
+    required_resource_keys={"parquet_io_manager"},
     description="re-scan of the cleaned text (title, body, comments) with the redactor's detectors: no PII or secret survives",
 )
-def no_secret_survives(context: AssetCheckExecutionContext, cleaned_issues: pd.DataFrame) -> AssetCheckResult:
-    outcome = quality.no_secret_survives(cleaned_issues)
+def no_secret_survives(context: AssetCheckExecutionContext) -> AssetCheckResult:
+    batches = context.resources.parquet_io_manager.iter_batches(["cleaned_issues"])
+    outcome = quality.no_secret_survives(cleaned_frame(b) for b in batches)
     context.log.info(outcome.description)
     return check_result(outcome)

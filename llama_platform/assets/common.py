@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import base64
 import io
+from pathlib import Path
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue, TableColumn, TableSchema
+import pyarrow.parquet as pq
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    DagsterType,
+    MetadataValue,
+    TableColumn,
+    TableSchema,
+    TypeCheck,
+)
+from dagster_pandera import pandera_schema_to_dagster_type
+
+from llama_platform.resources.io_manager import ParquetParts
 
 PREVIEW_ROWS = 10
 PREVIEW_CELL_CHARS = 80
@@ -23,6 +36,30 @@ def preview(df: pd.DataFrame, columns: list[str] | None = None) -> MetadataValue
 def column_schema(df: pd.DataFrame) -> MetadataValue:
     return MetadataValue.table_schema(
         TableSchema(columns=[TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
+    )
+
+
+def table_type(schema) -> DagsterType:
+    """The pandera schema's Dagster type (schema shown in the UI, frames validated), which also
+    accepts `ParquetParts`: a table streamed to disk, whose producer validated it part by part."""
+    frame_type = pandera_schema_to_dagster_type(schema)
+    required = set(schema.to_schema().columns)
+
+    def check(context, value) -> TypeCheck:
+        if not isinstance(value, ParquetParts):
+            return frame_type.type_check(context, value)
+        missing = [str(p) for p in value.paths if not Path(p).exists()]
+        if missing or not value.paths:
+            return TypeCheck(False, description=f"parts missing: {missing[:3] or 'none given'}")
+        absent = required - set(pq.read_schema(value.paths[0]).names)
+        return TypeCheck(not absent, description=f"columns missing: {sorted(absent)}" if absent else None,
+                         metadata={"parts": len(value.paths)})
+
+    return DagsterType(
+        type_check_fn=check,
+        name=frame_type.unique_name,
+        description=frame_type.description,
+        metadata=frame_type.metadata,
     )
 
 

@@ -1,6 +1,5 @@
 """Stage 3: the dataset versioner. Cleaned issues -> an immutable, content-addressed snapshot with splits."""
 
-import pandas as pd
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -10,6 +9,7 @@ from dagster import (
     Config,
     MaterializeResult,
     MetadataValue,
+    ResourceParam,
     asset,
     asset_check,
 )
@@ -20,9 +20,10 @@ from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.common import bar_plot, check_result, png_markdown
 from llama_platform.assets.lineage import upstream_metadata, upstream_partitions
 from llama_platform.data import quality
-from llama_platform.data.snapshot import list_snapshots, read_snapshot, write_snapshot
-from llama_platform.data.splits import assign_splits
+from llama_platform.data.snapshot import list_snapshots, read_snapshot, read_snapshot_columns, write_snapshot_streaming
 from llama_platform.data.store import StoreLocation
+from llama_platform.data.streaming import cleaned_frame, with_splits
+from llama_platform.resources.io_manager import ParquetIOManager
 from llama_platform.resources.object_store import ObjectStoreResource
 
 
@@ -58,6 +59,7 @@ def _previous_label_counts(store: StoreLocation) -> tuple[str | None, dict[str, 
     automation_condition=follow_upstream,
     description="Immutable, content-addressed dataset snapshot in the object store, split train/val/test by duplicate cluster.",
     kinds={"deltalake", "s3"},
+    deps=["cleaned_issues"],
     check_specs=[
         AssetCheckSpec(
             "no_cluster_straddles_splits",
@@ -76,23 +78,28 @@ def _previous_label_counts(store: StoreLocation) -> tuple[str | None, dict[str, 
 def issue_snapshot(
     context: AssetExecutionContext,
     config: SnapshotConfig,
-    cleaned_issues: pd.DataFrame,
     object_store: ObjectStoreResource,
+    parquet_io_manager: ResourceParam[ParquetIOManager],  # an IO manager, used here to stream its input
 ):
+    """Streams cleaned_issues (batch by batch, never whole) into a format-3 Delta snapshot."""
     store = object_store.location()
-    df = cleaned_issues.copy()
-    df["split"] = assign_splits(df["dup_cluster"])
+
+    def batches():  # called twice by the writer: once to hash and count, once to write
+        for batch in parquet_io_manager.iter_batches(["cleaned_issues"], log=context.log):
+            yield with_splits(cleaned_frame(batch))
+
     lineage = {
         "raw_partitions": upstream_partitions(context, "raw_issues"),
         "code_version": __version__,
     }
     previous_version, previous_counts, problem = _previous_label_counts(store)
-    info = write_snapshot(store, df, lineage)
-    split_counts = df["split"].value_counts().to_dict()
-    label_counts = {str(k): int(v) for k, v in df["label"].value_counts().sort_index().items()}
+    info = write_snapshot_streaming(store, batches, lineage)
+    split_counts = {s: n for s, n in info.row_counts.items() if n}
+    label_counts = quality.manifest_label_counts(info.manifest) or {}
     context.log.info(f"snapshot {info.version}: {split_counts} at {info.uri}")
 
-    leakage = quality.no_cluster_straddles_splits(df)
+    # Read back from the written table: the stored rows are what must not leak across splits.
+    leakage = quality.no_cluster_straddles_splits(read_snapshot_columns(store, info.version, ["dup_cluster", "split"]))
     if problem:
         drift = quality.CheckOutcome(False, {"previous_version": previous_version}, problem)
     else:
@@ -102,7 +109,7 @@ def issue_snapshot(
             "snapshot_version": info.version,
             "content_hash": info.content_hash,
             "uri": MetadataValue.url(info.uri) if info.uri.startswith("s3://") else MetadataValue.path(info.uri),
-            "row_count": MetadataValue.int(len(df)),
+            "row_count": MetadataValue.int(sum(split_counts.values())),
             "split_counts": MetadataValue.json(split_counts),
             "label_counts": MetadataValue.json(label_counts),
             "splits": png_markdown(bar_plot(split_counts, "rows per split"), "splits"),

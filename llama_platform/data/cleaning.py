@@ -51,6 +51,16 @@ CLEANED_COLUMNS = [
     "label", "lang", "state", "author", "author_association", "created_at", "updated_at", "closed_at",
     "dup_cluster", "redactions", "raw_hash",
 ]  # fmt: skip
+_TS_NS = pa.timestamp("ns", tz="UTC")
+# The cleaned table's Arrow schema: every part of a streamed cleaning is written with it, so parts
+# agree even where one part's column happens to be all null.
+CLEANED_ARROW_SCHEMA = pa.schema(
+    [(c, pa.string()) for c in CLEANED_COLUMNS[:7]]
+    + [("n_comments", pa.int64()), ("labels", pa.list_(pa.string()))]
+    + [(c, pa.string()) for c in ("label", "lang", "state", "author", "author_association")]
+    + [(c, _TS_NS) for c in ("created_at", "updated_at", "closed_at")]
+    + [("dup_cluster", pa.string()), ("redactions", pa.int64()), ("raw_hash", pa.string())]
+)
 QUARANTINED_COLUMNS = ["issue_id", "source", "repo", "number", "reason", "detail", "payload_sha256"]
 FILTERED_COLUMNS = ["issue_id", "source", "repo", "number", "reason"]
 _TIMESTAMPS = ["created_at", "updated_at", "closed_at"]

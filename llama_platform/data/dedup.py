@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any, Hashable, Mapping, Sequence, cast
 
 import numpy as np
@@ -118,40 +119,75 @@ class MinHashIndex:
 
     LSH banding as datasketch's MinHashLSH does it (bands of ROWS_PER_BAND rows), but held in
     numpy arrays: MinHashLSH keeps a Python dict entry and set per band per document (~13 KB per
-    document at 36 bands), which puts 1M issues far past a few GiB; here it is the signature
-    (1 KiB) plus 8 bytes per band.
+    document at 36 bands), which puts 1M issues far past a few GiB. Here a document costs one
+    64-bit hash per band (288 bytes), computed as it is added, plus its signature (1 KiB), which
+    only the candidate pairs' confirmation reads: with `spill_path` the signatures go to that file
+    as they come and are read back through a memory map, so they take no resident memory.
     """
 
-    def __init__(self, threshold: float = THRESHOLD, num_perm: int = NUM_PERM, rows_per_band: int = ROWS_PER_BAND):
+    def __init__(
+        self,
+        threshold: float = THRESHOLD,
+        num_perm: int = NUM_PERM,
+        rows_per_band: int = ROWS_PER_BAND,
+        spill_path: Path | None = None,
+    ):
         self.threshold, self.num_perm, self.rows = threshold, num_perm, rows_per_band
         self.bands = num_perm // rows_per_band
         self._ids: list[Hashable] = []
-        self._sigs: list[np.ndarray] = []
+        self._band_keys: list[np.ndarray] = []  # per chunk: (rows, bands) uint64
+        self._sigs: list[np.ndarray] = []  # per chunk, when not spilled
+        self._spill = Path(spill_path) if spill_path is not None else None
+        if self._spill is not None:
+            self._spill.parent.mkdir(parents=True, exist_ok=True)
+            self._spill.write_bytes(b"")
 
     def add(self, ids: Sequence[Hashable], signatures: np.ndarray, usable: np.ndarray | None = None) -> None:
         if len(ids) != len(signatures):
             raise ValueError(f"ids and signatures differ in length ({len(ids)} != {len(signatures)})")
         keep = np.ones(len(ids), dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
+        sigs = np.ascontiguousarray(np.asarray(signatures, dtype=np.uint32)[keep])
         self._ids.extend(i for i, k in zip(ids, keep) if k)
-        self._sigs.append(np.asarray(signatures, dtype=np.uint32)[keep])
+        self._band_keys.append(self._hash_bands(sigs))
+        if self._spill is not None:
+            with self._spill.open("ab") as f:
+                f.write(sigs.tobytes())
+        else:
+            self._sigs.append(sigs)
+
+    def _hash_bands(self, sigs: np.ndarray) -> np.ndarray:
+        """One 64-bit hash per band of each signature. Two documents share a band's hash when they
+        share its values (or, rarely, by collision: that only adds a candidate, confirmed below)."""
+        bands = sigs[:, : self.bands * self.rows].reshape(len(sigs), self.bands, self.rows).astype(np.uint64)
+        keys = np.zeros((len(sigs), self.bands), dtype=np.uint64)
+        with np.errstate(over="ignore"):  # wraps modulo 2**64 on purpose
+            for r in range(self.rows):
+                keys = (keys ^ bands[:, :, r]) * _MIX
+        return keys
+
+    def _signatures(self) -> np.ndarray:
+        if self._spill is not None:
+            if not self._ids:
+                return np.zeros((0, self.num_perm), dtype=np.uint32)
+            return np.memmap(self._spill, dtype=np.uint32, mode="r", shape=(len(self._ids), self.num_perm))
+        return np.concatenate(self._sigs) if self._sigs else np.zeros((0, self.num_perm), dtype=np.uint32)
 
     def pairs(self) -> set[tuple[int, int]]:
         """Index pairs (i < j) that share a band and whose estimated Jaccard reaches the threshold."""
-        if len(self._ids) < 2:
+        n = len(self._ids)
+        if n < 2:
             return set()
-        sigs = np.concatenate(self._sigs)
+        sigs = self._signatures()
         confirmed: set[tuple[int, int]] = set()
         checked: set[tuple[int, int]] = set()
         for b in range(self.bands):
-            band = np.ascontiguousarray(sigs[:, b * self.rows : (b + 1) * self.rows])
-            keys = band.view(np.dtype((np.void, band.dtype.itemsize * self.rows))).ravel()
-            _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-            if counts.max() < 2:
-                continue
-            order = np.argsort(inverse, kind="stable")
-            starts = np.cumsum(counts) - counts
-            for g in np.flatnonzero(counts >= 2):  # only buckets that hold a pair
-                group = order[starts[g] : starts[g] + counts[g]]
+            keys = np.concatenate([k[:, b] for k in self._band_keys])
+            order = np.argsort(keys, kind="stable")
+            ordered = keys[order]
+            starts = np.concatenate([[0], np.flatnonzero(ordered[1:] != ordered[:-1]) + 1])
+            sizes = np.diff(np.append(starts, n))
+            for g in np.flatnonzero(sizes >= 2):  # only buckets that hold a pair
+                group = order[starts[g] : starts[g] + sizes[g]]
                 # All pairs in a bucket; a huge bucket (boilerplate) compares neighbours only.
                 for x, i in enumerate(group):
                     for j in group[x + 1 : x + 1 + 64]:

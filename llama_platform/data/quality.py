@@ -86,14 +86,24 @@ def secret_findings(df: pd.DataFrame, columns: Iterable[str] = TEXT_COLUMNS) -> 
     return found
 
 
-def no_secret_survives(df: pd.DataFrame, columns: Iterable[str] = TEXT_COLUMNS) -> CheckOutcome:
-    """Re-scan cleaned text with the redactor's own detectors: anything found got past redaction."""
-    found = secret_findings(df, columns)
+def no_secret_survives(
+    frames: pd.DataFrame | Iterable[pd.DataFrame], columns: Iterable[str] = TEXT_COLUMNS
+) -> CheckOutcome:
+    """Re-scan cleaned text with the redactor's own detectors: anything found got past redaction.
+
+    `frames`: the cleaned rows, in one frame or as a stream of frames (a table too large to load).
+    """
+    columns = list(columns)
+    found: dict[str, list[str]] = {}
+    rows = 0
+    for df in [frames] if isinstance(frames, pd.DataFrame) else frames:
+        found.update(secret_findings(df, columns))
+        rows += len(df)
     by_type = _counts(kind.split(":", 1)[1] for kinds in found.values() for kind in kinds)
     return CheckOutcome(
         passed=not found,
         metadata={
-            "rows_scanned": len(df),
+            "rows_scanned": rows,
             "issues_with_findings": len(found),
             "findings_by_type": by_type,
             "sample": {k: found[k] for k in sorted(found)[:SAMPLE_SIZE]},  # ids and types, never the text

@@ -7,9 +7,9 @@ issues are near-duplicates can only be decided once every row has been seen. Tha
 the facts in memory (keys, timestamps, sizes, hashes and logins as compact Arrow columns, plus the
 MinHash signatures in the shared `MinHashIndex`); each chunk's candidate rows go to a Parquet file
 in `spill_dir` as soon as the chunk is processed. A second pass reads the spill back, applies the
-decisions (superseded, near_duplicate, mentions, truncation, split) and writes the final cleaned
-rows to Parquet parts that `StreamResult.iter_cleaned()` streams, e.g. into
-`snapshot.write_snapshot_streaming`.
+decisions (superseded, near_duplicate, mentions, truncation) and writes the final cleaned rows to
+Parquet parts (`CLEANED_ARROW_SCHEMA`) that `StreamResult.iter_cleaned()` streams with their split,
+e.g. into `snapshot.write_snapshot_streaming`.
 
 The outputs equal `clean_issues` on the same raw rows (same steps, same tie-breaks; see the tests):
 cleaned rows (in raw order here, not sorted by issue_id), quarantined and filtered rows with their
@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from llama_platform.data.cleaning import (
+    CLEANED_ARROW_SCHEMA,
     CLEANED_COLUMNS,
     COMMENT_SEPARATOR,
     FILTERED_COLUMNS,
@@ -92,6 +93,20 @@ _SPILL_SCHEMA = pa.schema(
 _KEY_SEP = "\x1f"  # joins source/repo/number into one comparable string (never inside a key part)
 
 
+def cleaned_frame(table: pa.Table | pa.RecordBatch) -> pd.DataFrame:
+    """A cleaned table read back from Parquet, as the pandas frame CleanedIssuesSchema describes."""
+    df = table.to_pandas()
+    df["labels"] = df["labels"].map(list)
+    for col in ("created_at", "updated_at", "closed_at"):
+        df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[ns, UTC]")
+    return df
+
+
+def with_splits(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with its `split` column: a pure function of each row's duplicate cluster."""
+    return df.assign(split=assign_splits(df["dup_cluster"]).values)
+
+
 @dataclass
 class StreamResult:
     """What `stream_clean` produced: cleaned rows on disk, the (small) other outputs in memory."""
@@ -104,11 +119,7 @@ class StreamResult:
     def iter_cleaned(self) -> Iterator[pd.DataFrame]:
         """The cleaned rows with their `split`, one frame per part (CleanedIssuesSchema + split)."""
         for path in self.cleaned_parts:
-            df = pq.read_table(path).to_pandas()
-            df["labels"] = df["labels"].map(list)
-            for col in ("created_at", "updated_at", "closed_at"):
-                df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[ns, UTC]")
-            yield df
+            yield with_splits(cleaned_frame(pq.read_table(path)))
 
     def cleaned_frame(self) -> pd.DataFrame:
         """All cleaned rows in one frame, sorted by issue_id like `clean_issues` (small inputs only)."""
@@ -175,7 +186,8 @@ def stream_clean(
     facts: list[pa.Table] = []
     spills: list[Path] = []
     quarantine: dict[int, dict] = {}
-    index = MinHashIndex(threshold=config.dedup_threshold)
+    # Signatures (1 KiB per candidate) wait on disk too; only band hashes stay in memory.
+    index = MinHashIndex(threshold=config.dedup_threshold, spill_path=spill_dir / "signatures.u32")
 
     def collect(res: _ChunkResult) -> None:
         index.add(res.cand_rows, res.signatures, res.usable)
@@ -252,7 +264,7 @@ def _finish(
             return
         df = pd.concat(buffer, ignore_index=True)
         path = out_dir / f"part-{len(parts):06d}.parquet"
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)
+        pq.write_table(pa.Table.from_pandas(df, schema=CLEANED_ARROW_SCHEMA, preserve_index=False), path)
         parts.append(path)
         buffer, buffered = [], 0
 
@@ -288,7 +300,6 @@ def _finish(
         for col in ("created_at", "updated_at", "closed_at"):
             df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[ns, UTC]")
         df = CleanedIssuesSchema.validate(df.astype({"n_comments": "int64", "redactions": "int64"}))
-        df["split"] = assign_splits(df["dup_cluster"]).values
         languages.update(df["lang"])
         n_cleaned += len(df)
         buffer.append(df)
@@ -296,6 +307,9 @@ def _finish(
         if buffered >= part_rows:
             flush()
     flush()
+    if not parts:  # no cleaned row: one empty part, so the parts always carry the table's schema
+        parts.append(out_dir / "part-000000.parquet")
+        pq.write_table(CLEANED_ARROW_SCHEMA.empty_table(), parts[0])
 
     result = StreamResult(
         cleaned_parts=parts,

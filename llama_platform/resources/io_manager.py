@@ -8,7 +8,9 @@ dependency set (they fight boto3's pins).
 from __future__ import annotations
 
 import io
-from typing import Optional
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Sequence
 from urllib.parse import quote
 
 import pandas as pd
@@ -22,6 +24,14 @@ from llama_platform.data.store import StoreLocation, open_store
 def _partition_file(partition_key: str | None) -> str:
     # Partition keys look like "github:owner/name"; quote them into one safe file name.
     return "all.parquet" if partition_key is None else quote(partition_key, safe="") + ".parquet"
+
+
+@dataclass(frozen=True)
+class ParquetParts:
+    """An output too large for one DataFrame: local Parquet files with one schema, stored as one
+    Parquet file (row groups copied part by part, so memory holds one row group at a time)."""
+
+    paths: Sequence[Path]
 
 
 class ParquetIOManager(ConfigurableIOManager):
@@ -59,13 +69,29 @@ class ParquetIOManager(ConfigurableIOManager):
             return
         partition = context.asset_partition_key if context.has_asset_partitions else None
         rel = self._rel(key_path, partition)
-        self._write(store, rel, obj)
+        if isinstance(obj, ParquetParts):
+            self._write_parts(store, rel, obj)
+        else:
+            self._write(store, rel, obj)
         context.add_output_metadata({"storage_path": store.uri(rel)})
+
+    @staticmethod
+    def _write_parts(store: StoreLocation, rel: str, parts: ParquetParts) -> None:
+        if not parts.paths:
+            raise ValueError("ParquetParts needs at least one part (its schema is the table's)")
+        schema = pq.read_schema(parts.paths[0])
+        full = store.path(rel)
+        store.fs.create_dir(full.rsplit("/", 1)[0], recursive=True)
+        with store.fs.open_output_stream(full) as sink, pq.ParquetWriter(sink, schema) as writer:
+            for path in parts.paths:
+                part = pq.ParquetFile(path)
+                for i in range(part.num_row_groups):
+                    writer.write_table(part.read_row_group(i).cast(schema))
 
     @staticmethod
     def _write(store: StoreLocation, rel: str, df: pd.DataFrame) -> None:
         if not isinstance(df, pd.DataFrame):
-            raise TypeError(f"ParquetIOManager stores pandas DataFrames, got {type(df).__name__}")
+            raise TypeError(f"ParquetIOManager stores pandas DataFrames or ParquetParts, got {type(df).__name__}")
         buf = io.BytesIO()
         pq.write_table(pa.Table.from_pandas(df, preserve_index=False), buf)
         store.write_bytes(rel, buf.getvalue())
@@ -77,33 +103,48 @@ class ParquetIOManager(ConfigurableIOManager):
             return None
         return pq.read_table(io.BytesIO(store.read_bytes(rel))).to_pandas()
 
-    def load_input(self, context: InputContext) -> pd.DataFrame:
-        store = self._store()
-        key_path = list(context.asset_key.path)
-        if context.has_asset_partitions:
-            keys = list(context.asset_partition_keys)
-        else:
-            keys = [None]
-        frames, missing = [], []
+    def _existing(self, store: StoreLocation, key_path: list[str], keys: list, log=None) -> list[str]:
+        """The stored files of `keys` (None: unpartitioned). Reading one partition (or an
+        unpartitioned asset) that was never written is an error; reading "all partitions" of a
+        repo x month asset skips those never materialised (a repo's history does not reach back to
+        the first window), and says how many."""
+        found, missing = [], []
         for key in keys:
             rel = self._rel(key_path, key)
-            if not store.exists(rel):
+            if store.exists(rel):
+                found.append(rel)
+            else:
                 missing.append(key)
-                continue
-            frames.append(pq.read_table(io.BytesIO(store.read_bytes(rel))).to_pandas())
-        # Reading one partition (or an unpartitioned asset) that was never written is an error;
-        # reading "all partitions" of a repo x month asset skips those never materialised (a repo's
-        # history does not reach back to the first window), and says how many.
-        if missing and (len(keys) == 1 or not frames):
+        if missing and (len(keys) == 1 or not found):
             raise FileNotFoundError(
                 f"{'/'.join(key_path)} partition {missing[0]!r} has not been materialised "
                 f"({store.uri(self._rel(key_path, missing[0]))})"
             )
-        if missing:
-            context.log.info(f"{'/'.join(key_path)}: {len(frames)} partitions read, {len(missing)} never materialised")
+        if missing and log is not None:
+            log.info(f"{'/'.join(key_path)}: {len(found)} partitions read, {len(missing)} never materialised")
+        return found
+
+    def load_input(self, context: InputContext) -> pd.DataFrame:
+        store = self._store()
+        key_path = list(context.asset_key.path)
+        keys = list(context.asset_partition_keys) if context.has_asset_partitions else [None]
+        frames = [
+            pq.read_table(io.BytesIO(store.read_bytes(rel))).to_pandas()
+            for rel in self._existing(store, key_path, keys, context.log)
+        ]
         if len(frames) == 1:
             return frames[0]
         return pd.concat(frames, ignore_index=True)
+
+    def iter_batches(
+        self, key_path: list[str], partition_keys: Sequence[str | None] = (None,), batch_rows: int = 5_000, log=None
+    ) -> Iterator[pa.RecordBatch]:
+        """Stream the stored rows of `partition_keys` (None: unpartitioned) in Arrow batches of at
+        most `batch_rows`: for inputs too large to load at once (same missing-partition rules)."""
+        store = self._store()
+        for rel in self._existing(store, key_path, list(partition_keys), log):
+            with store.fs.open_input_file(store.path(rel)) as f:
+                yield from pq.ParquetFile(f).iter_batches(batch_size=batch_rows)
 
 
 def read_partition(context, asset_key, partition_key: str) -> pd.DataFrame | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from dagster import instance_for_test
 
+from llama_platform.resources.cleaning import CleaningResource
 from llama_platform.resources.io_manager import ParquetIOManager
 from llama_platform.resources.object_store import ObjectStoreResource
 
@@ -23,5 +24,9 @@ def store_url(tmp_path) -> str:
 
 
 @pytest.fixture()
-def resources(store_url) -> dict:
-    return {"parquet_io_manager": ParquetIOManager(url=store_url), "object_store": ObjectStoreResource(url=store_url)}
+def resources(store_url, tmp_path) -> dict:
+    return {
+        "parquet_io_manager": ParquetIOManager(url=store_url),
+        "object_store": ObjectStoreResource(url=store_url),
+        "cleaning": CleaningResource(spill_dir=str(tmp_path / "spill")),
+    }

@@ -14,6 +14,7 @@ from nbclient import NotebookClient
 from llama_platform.assets.cleaning import clean
 from llama_platform.assets.report import NOTEBOOK_PATH, dataset_report
 from llama_platform.assets.snapshot import issue_snapshot
+from llama_platform.resources.cleaning import CleaningResource
 from llama_platform.resources.io_manager import ParquetIOManager
 from llama_platform.resources.object_store import ObjectStoreResource
 from llama_platform_tests.assets.factories import raw_frame, stub
@@ -56,7 +57,11 @@ def platform(home, monkeypatch):
         result = materialize(
             [stub("raw_issues", raw_frame()), clean, issue_snapshot],
             instance=instance,
-            resources={"parquet_io_manager": ParquetIOManager(url=store_url), "object_store": ObjectStoreResource(url=store_url)},
+            resources={
+                "parquet_io_manager": ParquetIOManager(url=store_url),
+                "object_store": ObjectStoreResource(url=store_url),
+                "cleaning": CleaningResource(spill_dir=str(home / "spill")),
+            },
         )
         assert result.success
         yield instance, store_url

@@ -114,3 +114,18 @@ def test_signatures_are_reproducible_and_empty_texts_unusable():
     b, ub = minhash_signatures([BASE, "", OTHER])
     assert (a == b).all() and ua.tolist() == ub.tolist() == [True, False, True]
     assert not a[1].any()
+
+
+def test_spilled_signatures_give_the_same_pairs(tmp_path):
+    from llama_platform.data.dedup import MinHashIndex
+
+    texts = [BASE, BASE.replace("forty two", "forty three"), OTHER, "", BASE.upper(), OTHER + " Thanks."]
+    sigs, usable = minhash_signatures(texts)
+    in_memory, spilled = MinHashIndex(), MinHashIndex(spill_path=tmp_path / "sigs.u32")
+    for index in (in_memory, spilled):
+        index.add([0, 1, 2], sigs[:3], usable[:3])  # two chunks, as a stream adds them
+        index.add([3, 4, 5], sigs[3:], usable[3:])
+    assert spilled.pairs() == in_memory.pairs() != set()
+    assert (tmp_path / "sigs.u32").stat().st_size == usable.sum() * 256 * 4  # on disk, not in memory
+    ids = ["a", "b", "c", "d", "e", "f"]
+    assert spilled.clusters(ids, id_of=dict(enumerate(ids))) == in_memory.clusters(ids, id_of=dict(enumerate(ids)))

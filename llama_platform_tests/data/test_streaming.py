@@ -17,6 +17,7 @@ from llama_platform.data.snapshot import (
 )
 from llama_platform.data.splits import assign_splits
 from llama_platform.data.store import open_store
+from llama_platform.data.cleaning import CLEANED_COLUMNS
 from llama_platform.data.streaming import stream_clean
 from llama_platform_tests.data.factories import frame, gh_comment, gh_row
 from llama_platform_tests.data.test_cleaning import mixed  # noqa: F401  (a fixture)
@@ -78,7 +79,11 @@ def test_stream_clean_with_many_clusters_and_versions(tmp_path):
 
 def test_empty_stream(tmp_path):
     res = stream_clean([], tmp_path / "spill")
-    assert res.counts["raw"] == 0 and res.counts["cleaned"] == 0 and res.cleaned_parts == []
+    assert res.counts["raw"] == 0 and res.counts["cleaned"] == 0
+    # One empty part still carries the cleaned table's schema (the IO manager stores it as a table).
+    assert len(res.cleaned_parts) == 1
+    (part,) = res.iter_cleaned()
+    assert part.empty and set(CLEANED_COLUMNS) <= set(part.columns)
 
 
 def test_streamed_snapshot_round_trips_and_is_batch_independent(mixed, tmp_path):  # noqa: F811
