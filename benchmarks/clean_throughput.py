@@ -1,15 +1,17 @@
 """Throughput of the data path: clean + redact + dedup + validate + write snapshot, against an I/O floor.
 
-    .venv/bin/python benchmarks/clean_throughput.py [--issues 100000] [--workers 2] [--chunk 5000] [--streaming]
+    .venv/bin/python benchmarks/clean_throughput.py [--issues 100000] [--workers 2] [--chunk 5000] [--in-memory]
 
 Generates N raw issues with comments (GitHub wire format, built from the shipped corpus: its issue
 and comment JSON as templates, bodies recombined from its paragraphs, with PRs, bots, secrets and
 near-duplicates planted), writes them as a Parquet raw table, then times in the same process:
 
   floor     read the raw table and write it unchanged (streamed by row group);
-  pipeline  stream the raw table in chunks through `clean_chunks` (a process pool), assign splits,
-            validate and write the Delta snapshot. With --streaming: `stream_clean` (candidate rows
-            spilled to Parquet, only per-row facts in memory) and `write_snapshot_streaming`.
+  pipeline  what the clean and issue_snapshot assets run: stream the raw table in Arrow batches
+            through `stream_clean` (a process pool; candidate rows and MinHash signatures spilled
+            to disk, only per-row facts in memory), then `write_snapshot_streaming` (validated,
+            split, hashed and written as a Delta table). With --in-memory: `clean_chunks` and
+            `write_snapshot` instead (everything held in memory; small inputs and tests).
 
 Prints issues/s, peak RSS (this process, and the largest worker) and floor_ratio = pipeline / floor.
 """
@@ -158,10 +160,12 @@ def pipeline_streaming(raw: Path, work: Path, workers: int, chunk: int) -> tuple
     result = stream_clean(chunks, work / "spill", CleaningConfig(), workers=workers, progress=bar.update, part_rows=chunk)
     bar.close()
     t_clean = time.perf_counter() - t0
+    rss_clean = _peak_rss_mib()
     lineage = {"raw_partitions": ["benchmark"], "code_version": "bench"}
     info = write_snapshot_streaming(open_store(f"file://{work / 'store'}"), result.iter_cleaned, lineage)
     total = time.perf_counter() - t0
-    return total, {"clean_s": t_clean, "snapshot_s": total - t_clean, "counts": result.counts, "version": info.version}
+    return total, {"clean_s": t_clean, "snapshot_s": total - t_clean, "counts": result.counts, "version": info.version,
+                   "peak_rss_mib_after_clean": rss_clean}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -169,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--issues", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--chunk", type=int, default=5_000)
-    p.add_argument("--streaming", action="store_true", help="spill to disk: memory bounded by per-row facts")
+    p.add_argument("--in-memory", action="store_true", help="hold every row in memory instead of spilling to disk")
     p.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp folder)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -178,16 +182,16 @@ def main(argv: list[str] | None = None) -> None:
         payload_bytes = generate(args.issues, raw)
         rss_after_generate = _peak_rss_mib()
         t_floor = floor(raw, tmp / "copy.parquet")
-        if args.streaming:
-            t_pipe, details = pipeline_streaming(raw, tmp, args.workers, args.chunk)
-        else:
+        if args.in_memory:
             t_pipe, details = pipeline(raw, tmp / "store", args.workers, args.chunk)
+        else:
+            t_pipe, details = pipeline_streaming(raw, tmp, args.workers, args.chunk)
     c = details["counts"]
     figures = {
         "issues": args.issues,
         "workers": args.workers,
         "chunk": args.chunk,
-        "streaming": args.streaming,
+        "streaming": not args.in_memory,
         "raw_payload_mib": round(payload_bytes / 2**20, 1),
         "floor_s": round(t_floor, 2),
         "pipeline_s": round(t_pipe, 2),
@@ -198,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         "floor_ratio": round(t_pipe / t_floor, 2),
         "peak_rss_mib": round(_peak_rss_mib()),
         "peak_rss_mib_after_generate": round(rss_after_generate),
+        "peak_rss_mib_after_clean": round(details.get("peak_rss_mib_after_clean", 0)) or None,
         "peak_worker_rss_mib": round(_peak_rss_mib(resource.RUSAGE_CHILDREN)),
         "cleaned": c["cleaned"],
         "filtered": c["filtered"],

@@ -215,13 +215,15 @@ def _finish(
     facts = pa.concat_tables(facts_parts) if facts_parts else _FACTS_SCHEMA.empty_table()
     del facts_parts
     n_raw = facts.num_rows
-    # 1. Latest version wins: the same ordering as clean_issues (row i is at position i).
-    versions = facts.select(["key", "updated_at", "size", "sha"]).to_pandas()
-    versions["sha"] = versions["sha"].astype(object)
-    order = versions.sort_values(["updated_at", "size", "sha"], na_position="first", kind="stable")
-    loser = np.zeros(n_raw, dtype=bool)
-    loser[order.index[order.duplicated(subset="key", keep="last")]] = True
-    del versions, order
+    # 1. Latest version wins: the same ordering as clean_issues (row i is at position i), sorted in
+    # Arrow with keys as integer codes: no Python object per row.
+    sort_keys = [(c, "ascending", "at_start") for c in ("updated_at", "size", "sha")]  # nulls first
+    order = pc.sort_indices(facts, sort_keys=sort_keys).to_numpy()
+    codes = pc.dictionary_encode(facts.column("key")).combine_chunks().indices.to_numpy()[order]
+    _, last_from_end = np.unique(codes[::-1], return_index=True)  # each key's last row in that order
+    loser = np.ones(n_raw, dtype=bool)
+    loser[order[n_raw - 1 - last_from_end]] = False
+    del order, codes, last_from_end
 
     # Vectorised over Arrow columns: per-row Python objects would cost ~1 KiB per raw row at 1M rows.
     live = pa.array(~loser)

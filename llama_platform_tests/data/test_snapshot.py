@@ -210,3 +210,22 @@ def test_hash_is_the_same_whatever_the_row_batch_size(monkeypatch):
     assert content_hash(df) == whole
     monkeypatch.setattr("llama_platform.data.snapshot._HASH_BATCH_ROWS", 1)
     assert content_hash(df.sample(frac=1, random_state=3)) == whole
+
+
+def test_canonical_columns_equal_the_general_canonical_values():
+    # The per-dtype fast paths must give exactly what the general conversion gives: the content
+    # hash of every snapshot ever written depends on it.
+    from llama_platform.data.snapshot import _canonical_column, _canonical_value
+
+    df = _snapshot_frame(6)
+    df.loc[1, "author"] = None
+    df.loc[2, "body"] = "naïve café — 启动失败 \u2028 \"quoted\" \\ tab\t"
+    df.loc[3, "closed_at"] = pd.NaT
+    df.loc[4, "created_at"] = pd.Timestamp("2024-03-01 10:00:00.123456789", tz="UTC")  # a fraction
+    df.loc[5, "updated_at"] = pd.Timestamp("2024-03-01 12:00:00", tz="Europe/Paris")  # another zone
+    for column in df.columns:
+        general = [_canonical_value(v) for v in df[column]]
+        if isinstance(df[column].dtype, pd.DatetimeTZDtype):
+            general = [None if pd.isna(v) else v.tz_convert("UTC").isoformat() for v in df[column]]
+        fast = _canonical_column(df[column])
+        assert fast == general and [type(v) for v in fast] == [type(v) for v in general], column
