@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -38,7 +39,7 @@ from llama_platform.data.bots import is_bot, is_bot_invocation
 from llama_platform.data.dedup import THRESHOLD, MinHashIndex, minhash_signatures, survivors
 from llama_platform.data.lang import detect_language
 from llama_platform.data.labels import canonical_labels
-from llama_platform.data.redaction import mention_replacer, pseudonymise, redact
+from llama_platform.data.redaction import mention_replacer, mentioned_logins, pseudonymise, redact
 from llama_platform.data.schemas import CleanedIssuesSchema, FilteredIssuesSchema, QuarantinedIssuesSchema
 from llama_platform.data.text import clean_text, normalise_whitespace, truncate
 from llama_platform.sources.records import RAW_COLUMNS, IssueRecord, MalformedRecord, normalise
@@ -166,6 +167,7 @@ class _ChunkResult:
     cand_rows: list[int]  # global row indices of the candidates, in signature order
     signatures: np.ndarray
     usable: np.ndarray
+    mentions: set[str] = field(default_factory=set)  # lower-cased logins @mentioned by the candidates
 
 
 def _rows(chunk: Any) -> list[dict]:
@@ -217,7 +219,10 @@ def _process_chunk(chunk: Any, start: int, config: CleaningConfig) -> _ChunkResu
         cand_rows.append(out["i"])
         dedup_texts.append(cand["title"] + "\n" + cand["body"])
     signatures, usable = minhash_signatures(dedup_texts)
-    return _ChunkResult(outcomes, cand_rows, signatures, usable)
+    mentions = mentioned_logins(
+        text for o in outcomes if o["kind"] == "candidate" for text in (o["cand"]["title"], o["cand"]["body"], *o["cand"]["comments"])
+    )
+    return _ChunkResult(outcomes, cand_rows, signatures, usable, mentions)
 
 
 def _filter_reason(rec: IssueRecord, config: CleaningConfig) -> str | None:
@@ -325,10 +330,14 @@ def clean_chunks(
 
 
 def run_chunks(
-    chunks: Iterable[pd.DataFrame | pa.RecordBatch], config: CleaningConfig, workers: int, collect: Callable[[_ChunkResult], None]
+    chunks: Iterable[pd.DataFrame | pa.RecordBatch],
+    config: CleaningConfig,
+    workers: int,
+    collect: Callable[[_ChunkResult], None],
+    pool: ProcessPoolExecutor | None = None,
 ) -> None:
-    """Process raw chunks (in a pool of `workers` processes when > 1) and hand each result to
-    `collect`, in input order; at most 2 x workers chunks are in flight, so memory stays flat."""
+    """Process raw chunks (in a pool of `workers` processes when > 1, or in `pool`) and hand each
+    result to `collect`, in input order; at most 2 x workers chunks are in flight, so memory stays flat."""
 
     def numbered() -> Iterator[tuple[pd.DataFrame, int]]:
         start = 0
@@ -337,19 +346,32 @@ def run_chunks(
             yield chunk, start
             start += len(chunk)
 
-    if workers > 1:
-        _load_models()  # before the pool forks: the workers share them instead of each loading its own
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            pending = []
-            for chunk, start in numbered():
-                pending.append(pool.submit(_process_chunk, chunk, start, config))
-                while len(pending) > 2 * workers:
-                    collect(pending.pop(0).result())
-            for fut in pending:
-                collect(fut.result())
-    else:
+    if pool is None and workers > 1:
+        with worker_pool(workers) as own:
+            return run_chunks(chunks, config, workers, collect, own)
+    if pool is None:
         for chunk, start in numbered():
             collect(_process_chunk(chunk, start, config))
+        return
+    pending = []
+    for chunk, start in numbered():
+        pending.append(pool.submit(_process_chunk, chunk, start, config))
+        while len(pending) > 2 * workers:
+            collect(pending.pop(0).result())
+    for fut in pending:
+        collect(fut.result())
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
+    """A pool of `workers` cleaning processes (None for 1: work in this process). Models are loaded
+    before it forks, so the workers share them instead of each loading its own."""
+    if workers <= 1:
+        yield None
+        return
+    _load_models()
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        yield pool
 
 
 def _load_models() -> None:

@@ -292,6 +292,11 @@ def mention_replacer(known_logins: Iterable[str], salt: str = "") -> Callable[[s
     return lambda text: _MENTION.sub(sub, text) if "@" in text else text
 
 
+def mentioned_logins(texts: Iterable[str]) -> set[str]:
+    """Lower-cased logins @mentioned in `texts` (what a `mention_replacer` would look up)."""
+    return {login.lower() for text in texts if "@" in text for login in _MENTION.findall(text)}
+
+
 def replace_mentions(text: str, known_logins: Iterable[str], salt: str = "") -> str:
     """Replace `@login` mentions of known logins by their pseudonym (see `mention_replacer`)."""
     return mention_replacer(known_logins, salt)(text)
