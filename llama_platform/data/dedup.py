@@ -89,7 +89,8 @@ def shingle_hashes(texts: Sequence[str], k: int = SHINGLE_WORDS) -> tuple[np.nda
     with np.errstate(over="ignore"):  # multiplication wraps modulo 2**64 on purpose
         for j in range(1, k):
             following = np.zeros(n, dtype=np.uint64)
-            following[: n - j] = token_hashes[j:]
+            if j < n:  # a batch of fewer than k tokens has no following token at all
+                following[: n - j] = token_hashes[j:]
             following[left <= j] = 0  # past the end of this text
             combined = (combined * _MIX) ^ following
     # A k-gram starts at every token with k-1 more after it; a text shorter than k is one shingle.
@@ -147,6 +148,8 @@ class MinHashIndex:
             raise ValueError(f"ids and signatures differ in length ({len(ids)} != {len(signatures)})")
         keep = np.ones(len(ids), dtype=bool) if usable is None else np.asarray(usable, dtype=bool)
         sigs = np.ascontiguousarray(np.asarray(signatures, dtype=np.uint32)[keep])
+        if sigs.ndim != 2 or sigs.shape[1] != self.num_perm:
+            raise ValueError(f"signatures must be (n, {self.num_perm}), got {sigs.shape}")
         self._ids.extend(i for i, k in zip(ids, keep) if k)
         self._band_keys.append(self._hash_bands(sigs))
         if self._spill is not None:

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import re
 import tempfile
+import threading
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
@@ -79,7 +80,11 @@ def _rules() -> tuple[Rule, ...]:
 
 # Our own patterns, prefiltered with the plugins' (ids after theirs, in this order).
 _OWN = {"email": _EMAIL, "ipv4": _IPV4, "ipv6": _IPV6, "private_key": _PRIVATE_KEY_BEGIN, "putty": _PUTTY_KEY}
-_CASE_FOLDS = re.compile("[\u0130\u0131\u017f\u212a]")
+# Characters on which Python's `re` and Hyperscan disagree: re's case-insensitive matching folds
+# these letters onto ASCII ("\u017f" matches "s"), `\s` in re also matches \x1c-\x1f, and `\v` in
+# the plugins' classes is only \x0b for re but all vertical space for Hyperscan. A text holding one
+# (rare) runs every pattern instead.
+_PREFILTER_UNSAFE = re.compile("[\u0130\u0131\u017f\u212a\x0b\x0c\r\x1c-\x1f\x85\u2028\u2029]")
 
 
 def _prefilter_patterns() -> tuple[list[bytes], list[int]]:
@@ -108,28 +113,47 @@ def _prefilter() -> hyperscan.Database:
     """
     expressions, flags = _prefilter_patterns()
     key = hashlib.sha256(repr((hyperscan.__version__, expressions, flags)).encode()).hexdigest()[:16]
-    cache = Path(tempfile.gettempdir()) / "llama-platform-hyperscan" / f"redaction-{key}.db"
-    if cache.exists():
+    folder = _private_cache_dir()
+    cache = folder / f"redaction-{key}.db" if folder else None
+    if cache is not None and cache.exists():
         try:
             db = hyperscan.loadb(cache.read_bytes(), hyperscan.HS_MODE_BLOCK)
             db.scratch = hyperscan.Scratch(db)  # a loaded database comes without one
             return db
-        except hyperscan.error:  # written on another CPU or corrupt: compile afresh
+        except (hyperscan.error, OSError):  # written on another CPU, corrupt or unreadable: compile
             pass
     db = hyperscan.Database()
     db.compile(expressions=expressions, ids=list(range(len(expressions))), elements=len(expressions), flags=flags)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(hyperscan.dumpb(db))
-    os.replace(tmp, cache)  # atomic: a concurrent worker reads the old file or the whole new one
+    if cache is not None:
+        tmp = cache.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        try:
+            tmp.write_bytes(hyperscan.dumpb(db))
+            os.replace(tmp, cache)  # atomic: a concurrent worker reads the old file or the whole new one
+        except OSError:  # a read-only or full disk only costs the next process a compile
+            tmp.unlink(missing_ok=True)
     return db
+
+
+def _private_cache_dir() -> Path | None:
+    """This user's own cache folder (mode 0700), or None where there is none to be had.
+
+    Private, because a database planted by someone else could match nothing and so switch
+    redaction off (and the `no_secret_survives` re-scan with it).
+    """
+    folder = Path(tempfile.gettempdir()) / f"llama-platform-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        info = folder.stat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or info.st_mode & 0o077:
+        return None
+    return folder
 
 
 def _candidates(text: str) -> set[int] | None:
     """Ids (plugin rules, then `_OWN`) of the patterns that may match `text`; None: all may."""
-    # re's case-insensitive matching folds a few non-ASCII letters onto ASCII ones ("\u017f"
-    # matches "s"), which Hyperscan does not: such a (rare) text runs every pattern.
-    if not text.isascii() and _CASE_FOLDS.search(text):
+    if _PREFILTER_UNSAFE.search(text):
         return None
     try:
         data = text.encode("utf-8")
@@ -204,7 +228,7 @@ def _spans(text: str) -> list[tuple[int, int, str]]:
     has_email = _own_hit("email", hits)
     creds = []
     # In `https://bob:pw@git.example.com` the "pw@git.example.com" looks like an address.
-    if has_email and "://" in text:
+    if "://" in text and "@" in text:
         creds = [(m.start(), m.end(), "SECRET:BasicAuthCredentials") for m in _URL_CREDENTIALS.finditer(text)]
     spans += creds + _plugin_spans(text, hits)
     if has_email:

@@ -192,7 +192,8 @@ def _normalise_prose(seg: str) -> str:
         body = line.lstrip(" \t")
         indent = line[: len(line) - len(body)]
         lines.append(indent + (_SPACES.sub(" ", body) if collapse else body).rstrip() if body.strip() else "")
-    return _BLANK_RUNS.sub("\n\n", "\n".join(lines))
+    out = "\n".join(lines)
+    return _BLANK_RUNS.sub("\n\n", out) if "\n\n\n" in out else out
 
 
 def normalise_whitespace(text: str) -> str:
@@ -225,19 +226,25 @@ def truncate(text: str, max_chars: int, head_fraction: float = 0.7) -> str:
 
 
 def _markdown_prose(seg: str) -> str:
+    # Each substitution is skipped when the character every match needs is absent (most prose).
     def outside_inline_code(part: str) -> str:
-        part = _IMAGE.sub(lambda m: f"[image: {m.group(1)}]" if m.group(1).strip() else "[image]", part)
-        part = _IMG_TAG.sub(lambda m: f"[image: {m.group(1)}]" if (m.group(1) or "").strip() else "[image]", part)
-        part = html.unescape(_HTML_TAG.sub("", part))
-        return part
+        if "![" in part:
+            part = _IMAGE.sub(lambda m: f"[image: {m.group(1)}]" if m.group(1).strip() else "[image]", part)
+        if "<" in part:
+            part = _IMG_TAG.sub(lambda m: f"[image: {m.group(1)}]" if (m.group(1) or "").strip() else "[image]", part)
+            part = _HTML_TAG.sub("", part)
+        return html.unescape(part)
 
-    pieces, pos = [], 0
-    for m in _INLINE_CODE.finditer(seg):
-        pieces.append(outside_inline_code(seg[pos : m.start()]))
-        pieces.append(m.group(0))
-        pos = m.end()
-    pieces.append(outside_inline_code(seg[pos:]))
-    out = "".join(pieces)
+    if "`" not in seg:
+        out = outside_inline_code(seg)
+    else:
+        pieces, pos = [], 0
+        for m in _INLINE_CODE.finditer(seg):
+            pieces.append(outside_inline_code(seg[pos : m.start()]))
+            pieces.append(m.group(0))
+            pos = m.end()
+        pieces.append(outside_inline_code(seg[pos:]))
+        out = "".join(pieces)
     if "\n=" in out or "\n-" in out:  # a setext rule line starts with = or -
         out = _SETEXT.sub(lambda m: ("# " if m.group("rule")[0] == "=" else "## ") + m.group("text").strip(), out)
     return _BULLET.sub(lambda m: m.group("indent") + "- ", out) if ("*" in out or "+" in out) else out

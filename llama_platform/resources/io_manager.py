@@ -8,6 +8,7 @@ dependency set (they fight boto3's pins).
 from __future__ import annotations
 
 import io
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Optional, Sequence
@@ -15,6 +16,7 @@ from urllib.parse import quote
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from dagster import ConfigurableIOManager, InputContext, OutputContext
 
@@ -82,11 +84,20 @@ class ParquetIOManager(ConfigurableIOManager):
         schema = pq.read_schema(parts.paths[0])
         full = store.path(rel)
         store.fs.create_dir(full.rsplit("/", 1)[0], recursive=True)
-        with store.fs.open_output_stream(full) as sink, pq.ParquetWriter(sink, schema) as writer:
-            for path in parts.paths:
-                part = pq.ParquetFile(path)
-                for i in range(part.num_row_groups):
-                    writer.write_table(part.read_row_group(i).cast(schema))
+        # Written beside the target, then moved over it: a failure half-way (a bad part, a lost
+        # connection) must not leave a valid-looking but truncated table in place of the last one.
+        tmp = f"{full}.{uuid.uuid4().hex}.tmp"
+        try:
+            with store.fs.open_output_stream(tmp) as sink, pq.ParquetWriter(sink, schema) as writer:
+                for path in parts.paths:
+                    part = pq.ParquetFile(path)
+                    for i in range(part.num_row_groups):
+                        writer.write_table(part.read_row_group(i).cast(schema))
+            store.fs.move(tmp, full)
+        except BaseException:
+            if store.fs.get_file_info(tmp).type != pafs.FileType.NotFound:
+                store.fs.delete_file(tmp)
+            raise
 
     @staticmethod
     def _write(store: StoreLocation, rel: str, df: pd.DataFrame) -> None:

@@ -129,3 +129,10 @@ def test_spilled_signatures_give_the_same_pairs(tmp_path):
     assert (tmp_path / "sigs.u32").stat().st_size == usable.sum() * 256 * 4  # on disk, not in memory
     ids = ["a", "b", "c", "d", "e", "f"]
     assert spilled.clusters(ids, id_of=dict(enumerate(ids))) == in_memory.clusters(ids, id_of=dict(enumerate(ids)))
+
+
+def test_a_batch_shorter_than_a_shingle_is_one_shingle():
+    sigs, usable = minhash_signatures(["Application crashes immediately"])  # 3 tokens in the whole batch
+    assert usable.tolist() == [True] and sigs[0].any()
+    hashes, counts = shingle_hashes(["a b", "c"])
+    assert counts.tolist() == [1, 1] and len(set(hashes.tolist())) == 2

@@ -207,3 +207,31 @@ def test_prefilter_rules_out_most_patterns_on_plain_prose():
 
     hits = _candidates("The build fails on Windows when the path has spaces.\nSteps: run make.")
     assert hits is not None and len(hits) <= 2
+
+
+def test_url_credentials_are_redacted_whatever_the_password_holds():
+    # No e-mail-shaped text here ("!" before the "@"): the credentials are still found.
+    clean, counts = redact("clone https://alice:s3cr3t!@github.com/x and go")
+    assert "alice" not in clean and "s3cr3t" not in clean
+    assert counts == {"SECRET:BasicAuthCredentials": 1}
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\x85", "\x0c", "\x1c"])
+def test_characters_re_and_hyperscan_read_differently_run_every_pattern(separator):
+    # Python's \v is only \x0b (Hyperscan's is all vertical space); such texts skip the prefilter.
+    from llama_platform.data.redaction import _candidates
+
+    text = f'password = "pass{separator}word{separator}1234"'
+    assert _candidates(text) is None
+    assert "SECRET:SecretKeyword" in find_secrets(text)
+
+
+def test_prefilter_cache_folder_is_private():
+    import os
+    import stat
+
+    from llama_platform.data.redaction import _private_cache_dir
+
+    folder = _private_cache_dir()
+    assert folder is not None and folder.stat().st_uid == os.getuid()
+    assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0
