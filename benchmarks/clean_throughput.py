@@ -140,7 +140,7 @@ def floor(raw: Path, out: Path) -> float:
 
 def pipeline(raw: Path, store_dir: Path, workers: int, chunk: int) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    src = pq.ParquetFile(raw)
+    src = pq.ParquetFile(raw, pre_buffer=False)  # as the IO manager reads it: flat memory
     bar = tqdm(total=src.metadata.num_rows, desc="clean", unit="issues")
     chunks = (b for b in src.iter_batches(batch_size=chunk))
     result = clean_chunks(chunks, CleaningConfig(), workers=workers, progress=bar.update)
@@ -154,7 +154,7 @@ def pipeline(raw: Path, store_dir: Path, workers: int, chunk: int) -> tuple[floa
 
 def pipeline_streaming(raw: Path, work: Path, workers: int, chunk: int) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    src = pq.ParquetFile(raw)
+    src = pq.ParquetFile(raw, pre_buffer=False)  # as the IO manager reads it: flat memory
     bar = tqdm(total=src.metadata.num_rows, desc="clean (streaming)", unit="issues")
     chunks = (b for b in src.iter_batches(batch_size=chunk))
     result = stream_clean(chunks, work / "spill", CleaningConfig(), workers=workers, progress=bar.update, part_rows=chunk)
