@@ -47,10 +47,13 @@ def shingles(text: str, k: int = SHINGLE_WORDS) -> set[bytes]:
 
 
 class _UnionFind:
-    def __init__(self, items: Sequence[str]):
-        self.parent = {x: x for x in items}
+    """Items join on first use: only ids in some near-duplicate pair ever take memory."""
+
+    def __init__(self) -> None:
+        self.parent: dict[str, str] = {}
 
     def find(self, x: str) -> str:
+        self.parent.setdefault(x, x)
         root = x
         while self.parent[root] != root:
             root = self.parent[root]
@@ -209,7 +212,15 @@ class MinHashIndex:
         `id_of` maps the keys given to `add` to ids; indexed keys it leaves out take no part (e.g. an
         older version of an issue, indexed before the newer one turned up in a later chunk).
         """
-        uf = _UnionFind(all_ids)
+        roots = self.cluster_roots(id_of)
+        return {x: roots.get(x, x) for x in all_ids}
+
+    def cluster_roots(self, id_of: Mapping[Any, str] | None = None) -> dict[str, str]:
+        """Cluster ids of the ids that have a near-duplicate; every other id is its own cluster.
+
+        The sparse form of `clusters`, for large streams: near-duplicates are a few percent of ids.
+        """
+        uf = _UnionFind()
         for i, j in self.pairs():
             a, b = self._ids[i], self._ids[j]
             if id_of is not None:
@@ -217,7 +228,7 @@ class MinHashIndex:
                     continue
                 a, b = id_of[a], id_of[b]
             uf.union(cast(str, a), cast(str, b))
-        return {x: uf.find(x) for x in all_ids}
+        return {x: uf.find(x) for x in list(uf.parent)}
 
 
 def near_duplicate_clusters(

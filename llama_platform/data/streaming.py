@@ -338,10 +338,13 @@ def _finish(
     cand_created = cands.column("created_at").cast(pa.int64()).to_pylist()
     del facts, quarantine, cands
 
-    # 5. Near-duplicates among the latest versions: the earliest report survives.
-    clusters = index.clusters(list(cand_ids.values()), id_of=cand_ids)
-    keep = survivors(list(cand_ids.values()), cand_created, clusters)
-    del index, cand_created
+    # 5. Near-duplicates among the latest versions: the earliest report survives. Only the ids that
+    # have a near-duplicate are held (a few percent); the others are their own cluster and survive.
+    roots = index.cluster_roots(id_of=cand_ids)
+    del index
+    members = {id_: created for id_, created in zip(cand_ids.values(), cand_created) if id_ in roots}
+    losers = set(roots) - survivors(list(members), list(members.values()), roots)
+    del cand_created, members
     logins_lower = frozenset(login.lower() for login in logins if login)
     del logins
 
@@ -351,7 +354,7 @@ def _finish(
             for i in spill.rows.tolist():
                 issue_id = cand_ids.get(i)
                 if issue_id is not None:
-                    decisions[i] = (clusters[issue_id], issue_id in keep)
+                    decisions[i] = (roots.get(issue_id, issue_id), issue_id not in losers)
             yield _PartTask(spill.path, out_dir / f"part-{k:06d}", decisions, spill.mentions & logins_lower, config, part_rows)
 
     comment_counts: Counter = Counter()

@@ -136,3 +136,15 @@ def test_a_batch_shorter_than_a_shingle_is_one_shingle():
     assert usable.tolist() == [True] and sigs[0].any()
     hashes, counts = shingle_hashes(["a b", "c"])
     assert counts.tolist() == [1, 1] and len(set(hashes.tolist())) == 2
+
+
+def test_cluster_roots_hold_only_ids_with_a_near_duplicate():
+    from llama_platform.data.dedup import MinHashIndex
+
+    ids = ["c", "a", "b", "solo"]
+    texts = [BASE, BASE.replace("forty two", "forty three"), OTHER, "A different report about the printer driver."]
+    index = MinHashIndex()
+    index.add(ids, *minhash_signatures(texts))
+    roots = index.cluster_roots()
+    assert roots == {"a": "a", "c": "a"}  # "b" and "solo" have no near-duplicate: not held
+    assert index.clusters(ids) == {"c": "a", "a": "a", "b": "b", "solo": "solo"}
