@@ -374,6 +374,23 @@ def worker_pool(workers: int) -> Iterator[ProcessPoolExecutor | None]:
         yield pool
 
 
+def final_row(
+    cand: dict, cluster: str, redactions: int, replace_mentions: Callable[[str], str], config: CleaningConfig
+) -> dict:
+    """A candidate's cleaned row once the cross-row decisions are made: known users' @mentions
+    pseudonymised, long texts cut to head + tail, comments joined."""
+    comments = [truncate(replace_mentions(c), config.max_comment_chars) for c in cand["comments"]]
+    return {
+        **{k: cand[k] for k in CLEANED_COLUMNS if k in cand},
+        "title": replace_mentions(cand["title"]),
+        "body": truncate(replace_mentions(cand["body"]), config.max_body_chars),
+        "comments_text": COMMENT_SEPARATOR.join(comments),
+        "n_comments": len(comments),
+        "redactions": redactions,
+        "dup_cluster": cluster,
+    }
+
+
 def _load_models() -> None:
     detect_language("Ce texte charge les modèles de langue une fois pour toutes.")
     redact("and this one the redaction prefilter")
@@ -431,18 +448,8 @@ def _finish(results: list[_ChunkResult], index: MinHashIndex, config: CleaningCo
         if cand["issue_id"] not in keep:
             filter_out(o, "near_duplicate")
             continue
-        comments = [truncate(replace_mentions(c), config.max_comment_chars) for c in cand["comments"]]
-        cleaned_rows.append(
-            {
-                **{k: v for k, v in cand.items() if k not in ("comments", "redaction_counts", "comment_counts")},
-                "title": replace_mentions(cand["title"]),
-                "body": truncate(replace_mentions(cand["body"]), config.max_body_chars),
-                "comments_text": COMMENT_SEPARATOR.join(comments),
-                "n_comments": len(comments),
-                "redactions": sum(cand["redaction_counts"].values()),
-                "dup_cluster": clusters[cand["issue_id"]],
-            }
-        )
+        redactions = sum(cand["redaction_counts"].values())
+        cleaned_rows.append(final_row(cand, clusters[cand["issue_id"]], redactions, replace_mentions, config))
 
     cleaned = _frame(cleaned_rows, CLEANED_COLUMNS)
     del cleaned_rows, candidates

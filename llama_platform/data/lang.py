@@ -72,7 +72,7 @@ def detect_language(text: str | None) -> str:
         return "zh"
     if not _NON_ENGLISH_LETTER.search(sample):
         words = _WORD.findall(sample.lower())
-        if len(words) >= 8 and sum(w in _ENGLISH_WORDS for w in words) >= _ENGLISH_SHARE * len(words):
+        if len(words) >= 8 and sum(map(_ENGLISH_WORDS.__contains__, words)) >= _ENGLISH_SHARE * len(words):
             return "en"
         if len(_ENGLISH_ONLY_WORDS.intersection(words)) >= _ENGLISH_DISTINCT:
             return "en"

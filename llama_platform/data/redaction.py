@@ -164,8 +164,13 @@ def _candidates(text: str) -> set[int] | None:
     return hits
 
 
+@lru_cache(maxsize=None)
+def _own_id(name: str) -> int:
+    return len(_rules()) + list(_OWN).index(name)
+
+
 def _own_hit(name: str, hits: set[int] | None) -> bool:
-    return hits is None or len(_rules()) + list(_OWN).index(name) in hits
+    return hits is None or _own_id(name) in hits
 
 
 # Plugins whose capture group is only a prefix of the token (`(ghp|gho|...)_...`): redact the whole match.
@@ -192,8 +197,11 @@ def _secret_span(m: re.Match, group: int | None, name: str) -> tuple[int, int]:
 
 def _plugin_spans(text: str, hits: set[int] | None) -> list[tuple[int, int, str]]:
     spans = []
-    for rule_id, (name, regex, group) in enumerate(_rules()):
-        if (hits is not None and rule_id not in hits) or not regex.search(text):
+    rules = _rules()
+    # Only the rules the prefilter flagged (ids past the rules are our own patterns).
+    for rule_id in range(len(rules)) if hits is None else sorted(h for h in hits if h < len(rules)):
+        name, regex, group = rules[rule_id]
+        if not regex.search(text):
             continue
         offset = 0
         for line in text.split("\n"):  # line by line, as detect-secrets scans

@@ -34,13 +34,13 @@ import pyarrow.parquet as pq
 from llama_platform.data.cleaning import (
     CLEANED_ARROW_SCHEMA,
     CLEANED_COLUMNS,
-    COMMENT_SEPARATOR,
     FILTERED_COLUMNS,
     KEY,
     QUARANTINED_COLUMNS,
     CleaningConfig,
     _ChunkResult,
     _frame,
+    final_row,
     run_chunks,
     worker_pool,
 )
@@ -48,7 +48,6 @@ from llama_platform.data.dedup import MinHashIndex, survivors
 from llama_platform.data.redaction import mention_replacer
 from llama_platform.data.schemas import CleanedIssuesSchema, FilteredIssuesSchema, QuarantinedIssuesSchema
 from llama_platform.data.splits import assign_splits
-from llama_platform.data.text import truncate
 
 _TS = pa.timestamp("us", tz="UTC")
 _STR_LIST = pa.list_(pa.string())
@@ -267,18 +266,7 @@ def _final_part(task: _PartTask) -> _PartResult:
         if not survives:
             out.near_duplicates.append({"issue_id": cand["issue_id"], **{k: cand[k] for k in KEY}})
             continue
-        comments = [truncate(replace_mentions(c), config.max_comment_chars) for c in cand["comments"]]
-        rows.append(
-            {
-                **{k: cand[k] for k in CLEANED_COLUMNS if k in cand},
-                "title": replace_mentions(cand["title"]),
-                "body": truncate(replace_mentions(cand["body"]), config.max_body_chars),
-                "comments_text": COMMENT_SEPARATOR.join(comments),
-                "n_comments": len(comments),
-                "redactions": sum(redaction.values()),
-                "dup_cluster": cluster,
-            }
-        )
+        rows.append(final_row(cand, cluster, sum(redaction.values()), replace_mentions, config))
     for k, start in enumerate(range(0, len(rows), task.part_rows)):
         df = _frame(rows[start : start + task.part_rows], CLEANED_COLUMNS)
         for col in ("created_at", "updated_at", "closed_at"):
