@@ -29,6 +29,7 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -219,9 +220,8 @@ def _process_chunk(chunk: Any, start: int, config: CleaningConfig) -> _ChunkResu
         cand_rows.append(out["i"])
         dedup_texts.append(cand["title"] + "\n" + cand["body"])
     signatures, usable = minhash_signatures(dedup_texts)
-    mentions = mentioned_logins(
-        text for o in outcomes if o["kind"] == "candidate" for text in (o["cand"]["title"], o["cand"]["body"], *o["cand"]["comments"])
-    )
+    cands = [o["cand"] for o in outcomes if o["kind"] == "candidate"]
+    mentions = mentioned_logins(text for c in cands for text in (c["title"], c["body"], *c["comments"]))
     return _ChunkResult(outcomes, cand_rows, signatures, usable, mentions)
 
 
@@ -349,17 +349,27 @@ def run_chunks(
     if pool is None and workers > 1:
         with worker_pool(workers) as own:
             return run_chunks(chunks, config, workers, collect, own)
+    for res in in_order(pool, workers, partial(_process_numbered, config=config), numbered()):
+        collect(res)
+
+
+def _process_numbered(item: tuple[Any, int], config: CleaningConfig) -> _ChunkResult:
+    return _process_chunk(*item, config)
+
+
+def in_order(pool: ProcessPoolExecutor | None, workers: int, fn: Callable, items: Iterable) -> Iterator:
+    """fn(item) for each item, in order: in `pool` with at most 2 x workers in flight (so memory
+    stays flat), or here when there is no pool."""
     if pool is None:
-        for chunk, start in numbered():
-            collect(_process_chunk(chunk, start, config))
+        yield from map(fn, items)
         return
     pending = []
-    for chunk, start in numbered():
-        pending.append(pool.submit(_process_chunk, chunk, start, config))
+    for item in items:
+        pending.append(pool.submit(fn, item))
         while len(pending) > 2 * workers:
-            collect(pending.pop(0).result())
+            yield pending.pop(0).result()
     for fut in pending:
-        collect(fut.result())
+        yield fut.result()
 
 
 @contextmanager

@@ -41,6 +41,7 @@ from llama_platform.data.cleaning import (
     _ChunkResult,
     _frame,
     final_row,
+    in_order,
     run_chunks,
     worker_pool,
 )
@@ -206,20 +207,6 @@ def stream_clean(
         return _finish(facts, spills, quarantine, index, spill_dir / "cleaned", config, part_rows, pool, workers)
 
 
-def _in_order(pool: ProcessPoolExecutor | None, workers: int, fn: Callable, items: Iterable) -> Iterator:
-    """fn(item) for each item, in order: in `pool` with at most 2 x workers in flight, or here."""
-    if pool is None:
-        yield from map(fn, items)
-        return
-    pending = []
-    for item in items:
-        pending.append(pool.submit(fn, item))
-        while len(pending) > 2 * workers:
-            yield pending.pop(0).result()
-    for fut in pending:
-        yield fut.result()
-
-
 @dataclass(frozen=True)
 class _Spill:
     path: Path
@@ -350,7 +337,7 @@ def _finish(
     languages: Counter = Counter()
     parts: list[Path] = []
     n_cleaned = 0
-    for res in _in_order(pool, workers, _final_part, tasks()):
+    for res in in_order(pool, workers, _final_part, tasks()):
         parts += res.parts
         n_cleaned += res.n_cleaned
         for row in res.near_duplicates:
