@@ -13,10 +13,12 @@ estimates against.
 
 from __future__ import annotations
 
+import os
 import re
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Hashable, Mapping, Sequence, cast
+from typing import Any, Callable, Hashable, Iterator, Mapping, Sequence, cast
 
 import numpy as np
 import pandas as pd
@@ -126,7 +128,7 @@ class MinHashIndex:
     document at 36 bands), which puts 1M issues far past a few GiB. Here a document costs one
     64-bit hash per band (288 bytes), computed as it is added, plus its signature (1 KiB), which
     only the candidate pairs' confirmation reads: with `spill_path` the signatures go to that file
-    as they come and are read back through a memory map, so they take no resident memory.
+    as they come and only candidates' rows are read back, so they take no resident memory.
     """
 
     def __init__(
@@ -171,21 +173,33 @@ class MinHashIndex:
                 keys = (keys ^ bands[:, :, r]) * _MIX
         return keys
 
-    def _signatures(self) -> np.ndarray:
-        if self._spill is not None:
-            if not self._ids:
-                return np.zeros((0, self.num_perm), dtype=np.uint32)
-            return np.memmap(self._spill, dtype=np.uint32, mode="r", shape=(len(self._ids), self.num_perm))
-        return np.concatenate(self._sigs) if self._sigs else np.zeros((0, self.num_perm), dtype=np.uint32)
+    @contextmanager
+    def _signature_rows(self) -> Iterator[Callable[[int], np.ndarray]]:
+        """A function giving the signature of indexed document i. Spilled signatures are read
+        with pread, row by row: a memory map would count every page it touched as resident, up to
+        the whole file (~1 GiB at 1M issues), though only candidate pairs' rows are wanted."""
+        if self._spill is None:
+            sigs = np.concatenate(self._sigs) if self._sigs else np.zeros((0, self.num_perm), dtype=np.uint32)
+            yield sigs.__getitem__
+            return
+        row_bytes = self.num_perm * 4
+        fd = os.open(self._spill, os.O_RDONLY)
+        try:
+            yield lambda i: np.frombuffer(os.pread(fd, row_bytes, int(i) * row_bytes), dtype=np.uint32)
+        finally:
+            os.close(fd)
 
     def pairs(self) -> set[tuple[int, int]]:
         """Index pairs (i < j) that share a band and whose estimated Jaccard reaches the threshold."""
         n = len(self._ids)
         if n < 2:
             return set()
-        sigs = self._signatures()
+        with self._signature_rows() as row:
+            return self._confirmed_pairs(row, n)
+
+    def _confirmed_pairs(self, row: Callable[[int], np.ndarray], n: int) -> set[tuple[int, int]]:
         confirmed: set[tuple[int, int]] = set()
-        checked: set[tuple[int, int]] = set()
+        checked: set[int] = set()  # pairs as lo * n + hi: one int each, not a tuple of two
         for b in range(self.bands):
             keys = np.concatenate([k[:, b] for k in self._band_keys])
             order = np.argsort(keys, kind="stable")
@@ -198,11 +212,12 @@ class MinHashIndex:
                 for x, i in enumerate(group):
                     for j in group[x + 1 : x + 1 + 64]:
                         pair = (int(min(i, j)), int(max(i, j)))
-                        if pair in checked:
+                        code = pair[0] * n + pair[1]
+                        if code in checked:
                             continue
-                        checked.add(pair)
+                        checked.add(code)
                         # LSH candidates are probable, not certain: confirm with the Jaccard estimate.
-                        if np.mean(sigs[pair[0]] == sigs[pair[1]]) >= self.threshold:
+                        if np.mean(row(pair[0]) == row(pair[1])) >= self.threshold:
                             confirmed.add(pair)
         return confirmed
 
