@@ -54,15 +54,13 @@ CLEANED_COLUMNS = [
     "dup_cluster", "redactions", "raw_hash",
 ]  # fmt: skip
 _TS_NS = pa.timestamp("ns", tz="UTC")
-# The cleaned table's Arrow schema: every part of a streamed cleaning is written with it, so parts
-# agree even where one part's column happens to be all null.
-CLEANED_ARROW_SCHEMA = pa.schema(
-    [(c, pa.string()) for c in CLEANED_COLUMNS[:7]]
-    + [("n_comments", pa.int64()), ("labels", pa.list_(pa.string()))]
-    + [(c, pa.string()) for c in ("label", "lang", "state", "author", "author_association")]
-    + [(c, _TS_NS) for c in ("created_at", "updated_at", "closed_at")]
-    + [("dup_cluster", pa.string()), ("redactions", pa.int64()), ("raw_hash", pa.string())]
-)
+# The cleaned table's Arrow types: every part of a streamed cleaning is written with them, so parts
+# agree even where one part's column happens to be all null; the snapshot's schema derives from it.
+_CLEANED_TYPES = {
+    "n_comments": pa.int64(), "labels": pa.list_(pa.string()), "redactions": pa.int64(),
+    "created_at": _TS_NS, "updated_at": _TS_NS, "closed_at": _TS_NS,
+}  # fmt: skip
+CLEANED_ARROW_SCHEMA = pa.schema([(c, _CLEANED_TYPES.get(c, pa.string())) for c in CLEANED_COLUMNS])
 QUARANTINED_COLUMNS = ["issue_id", "source", "repo", "number", "reason", "detail", "payload_sha256"]
 FILTERED_COLUMNS = ["issue_id", "source", "repo", "number", "reason"]
 _TIMESTAMPS = ["created_at", "updated_at", "closed_at"]

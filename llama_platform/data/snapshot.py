@@ -35,7 +35,7 @@ import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute in _combine_digests)
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
-from llama_platform.data.cleaning import CLEANED_COLUMNS
+from llama_platform.data.cleaning import CLEANED_ARROW_SCHEMA, CLEANED_COLUMNS
 from llama_platform.data.schemas import SPLITS, SnapshotSchema
 from llama_platform.data.store import StoreLocation
 
@@ -51,29 +51,8 @@ _HASH_BATCH_ROWS = 20_000
 # Delta stores timestamps in microseconds; frames in memory use nanoseconds (see _ns_timestamps).
 _TS = pa.timestamp("us", tz="UTC")
 ARROW_SCHEMA = pa.schema(
-    [
-        ("issue_id", pa.string()),
-        ("source", pa.string()),
-        ("repo", pa.string()),
-        ("number", pa.string()),
-        ("title", pa.string()),
-        ("body", pa.string()),
-        ("comments_text", pa.string()),
-        ("n_comments", pa.int64()),
-        ("labels", pa.list_(pa.string())),
-        ("label", pa.string()),
-        ("lang", pa.string()),
-        ("state", pa.string()),
-        ("author", pa.string()),
-        ("author_association", pa.string()),
-        ("created_at", _TS),
-        ("updated_at", _TS),
-        ("closed_at", _TS),
-        ("dup_cluster", pa.string()),
-        ("redactions", pa.int64()),
-        ("raw_hash", pa.string()),
-        ("split", pa.string()),
-    ]
+    [pa.field(f.name, _TS) if pa.types.is_timestamp(f.type) else f for f in CLEANED_ARROW_SCHEMA]
+    + [pa.field("split", pa.string())]
 )
 assert ARROW_SCHEMA.names == SNAPSHOT_COLUMNS
 

@@ -294,7 +294,10 @@ def _finish(
     # Vectorised over Arrow columns: per-row Python objects would cost ~1 KiB per raw row at 1M rows.
     live = pa.array(~loser)
     kind = facts.column("kind")
-    logins = set(pc.unique(pc.list_flatten(facts.filter(live).column("logins"))).to_pylist())
+    # Lower-cased, as mention_replacer compares them (logins are case-insensitive on forges).
+    logins = frozenset(
+        login.lower() for login in pc.unique(pc.list_flatten(facts.filter(live).column("logins"))).to_pylist() if login
+    )
     out_mask = pc.or_(pa.array(loser), pc.equal(kind, "filtered"))
     out_rows = facts.filter(out_mask)
     key_parts = pc.split_pattern(out_rows.column("key"), _KEY_SEP)
@@ -320,8 +323,6 @@ def _finish(
     members = {id_: created for id_, created in zip(cand_ids.values(), cand_created) if id_ in roots}
     losers = set(roots) - survivors(list(members), list(members.values()), roots)
     del cand_created, members
-    logins_lower = frozenset(login.lower() for login in logins if login)
-    del logins
 
     def tasks() -> Iterator[_PartTask]:
         for k, spill in enumerate(spills):
@@ -330,7 +331,7 @@ def _finish(
                 issue_id = cand_ids.get(i)
                 if issue_id is not None:
                     decisions[i] = (roots.get(issue_id, issue_id), issue_id not in losers)
-            yield _PartTask(spill.path, out_dir / f"part-{k:06d}", decisions, spill.mentions & logins_lower, config, part_rows)
+            yield _PartTask(spill.path, out_dir / f"part-{k:06d}", decisions, spill.mentions & logins, config, part_rows)
 
     comment_counts: Counter = Counter()
     redaction_counts: Counter = Counter()
