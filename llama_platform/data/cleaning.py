@@ -399,6 +399,14 @@ def final_row(
     }
 
 
+def cleaned_rows_frame(rows: list[dict]) -> pd.DataFrame:
+    """`final_row`s as the typed frame CleanedIssuesSchema describes (the caller validates it)."""
+    df = _frame(rows, CLEANED_COLUMNS)
+    for col in _TIMESTAMPS:
+        df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[ns, UTC]")
+    return df.astype({"n_comments": "int64", "redactions": "int64"})
+
+
 def _load_models() -> None:
     detect_language("Ce texte charge les modèles de langue une fois pour toutes.")
     redact("and this one the redaction prefilter")
@@ -459,11 +467,8 @@ def _finish(results: list[_ChunkResult], index: MinHashIndex, config: CleaningCo
         redactions = sum(cand["redaction_counts"].values())
         cleaned_rows.append(final_row(cand, clusters[cand["issue_id"]], redactions, replace_mentions, config))
 
-    cleaned = _frame(cleaned_rows, CLEANED_COLUMNS)
+    cleaned = cleaned_rows_frame(cleaned_rows)
     del cleaned_rows, candidates
-    for col in _TIMESTAMPS:
-        cleaned[col] = pd.to_datetime(cleaned[col], utc=True).astype("datetime64[ns, UTC]")
-    cleaned = cleaned.astype({"n_comments": "int64", "redactions": "int64"})
     cleaned = cleaned.sort_values("issue_id", kind="stable").reset_index(drop=True)
     result = CleanResult(
         cleaned=CleanedIssuesSchema.validate(cleaned),

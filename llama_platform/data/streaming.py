@@ -40,6 +40,7 @@ from llama_platform.data.cleaning import (
     CleaningConfig,
     _ChunkResult,
     _frame,
+    cleaned_rows_frame,
     final_row,
     in_order,
     run_chunks,
@@ -255,10 +256,7 @@ def _final_part(task: _PartTask) -> _PartResult:
             continue
         rows.append(final_row(cand, cluster, sum(redaction.values()), replace_mentions, config))
     for k, start in enumerate(range(0, len(rows), task.part_rows)):
-        df = _frame(rows[start : start + task.part_rows], CLEANED_COLUMNS)
-        for col in ("created_at", "updated_at", "closed_at"):
-            df[col] = pd.to_datetime(df[col], utc=True).astype("datetime64[ns, UTC]")
-        df = CleanedIssuesSchema.validate(df.astype({"n_comments": "int64", "redactions": "int64"}))
+        df = CleanedIssuesSchema.validate(cleaned_rows_frame(rows[start : start + task.part_rows]))
         out.languages.update(df["lang"])
         out.n_cleaned += len(df)
         path = task.out_prefix.with_name(f"{task.out_prefix.name}-{k:04d}.parquet")
