@@ -571,7 +571,9 @@ async def replay_ratelimit(request: Request) -> JSONResponse:
         r["remaining"] = min(int(body.get("remaining", r["limit"])), r["limit"])
         if "window" in body:
             r["window"] = int(body["window"])
-        r["reset"] = int(time.time()) + int(body.get("reset_in", r["window"]))
+        # Rounded up: the header is whole epoch seconds, and truncating could make a 1 s window
+        # already over by the next request.
+        r["reset"] = math.ceil(time.time()) + int(body.get("reset_in", r["window"]))
         r["status"] = int(body.get("status", 403))
         return JSONResponse(dict(r))
 
