@@ -6,6 +6,7 @@ Lets the serving tests run a real server process in a second, without torch or a
 from __future__ import annotations
 
 import argparse
+import threading
 import time
 from typing import Sequence
 
@@ -17,16 +18,22 @@ LABELS = ("bug", "feature", "question", "docs")
 
 
 class KeywordModel:
-    """Scores a label high when its name appears in the prompt; `delay_s` per call mimics a busy model."""
+    """Scores a label high when its name appears in the prompt.
+
+    `delay_s` makes every call take that long whatever its size, one call at a time: a stand-in for
+    one accelerator, busy (the flood test) or batch-size-independent (the benchmark's flat-cost mode).
+    """
 
     delay_s = 0.0
+    _device = threading.Lock()
 
     def __init__(self, delay_s: float = 0.0):
         self.delay_s = delay_s
 
     def predict(self, prompts: Sequence[str]) -> list[dict]:
         if self.delay_s:
-            time.sleep(self.delay_s)
+            with self._device:
+                time.sleep(self.delay_s)
         out = []
         for prompt in prompts:
             # Only the title/body lines: the instruction line names every label.
