@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast ui browser clean
+.PHONY: setup run test test-fast ui browser clean mlserver-env
 
 # Re-install only when pyproject.toml changes. torch==2.13.0 resolves to the CPU wheel on local disk.
 $(STAMP): pyproject.toml
@@ -14,6 +14,21 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(STAMP)
+
+# MLServer (Seldon Core 2's server) in a venv of its own: MLServer 1.7.1 needs fastapi<0.116, hence
+# starlette<0.47, and importlib-resources<7; KServe 0.21 needs starlette>=1.3.1. Everything else is
+# pinned to the main venv's versions, and the main venv's site-packages (torch, transformers, peft,
+# mlflow) come after MLServer's own through a .pth file, so the runtime loads the same model code.
+MLSERVER_VENV ?= .venv-mlserver
+MLSERVER_STAMP := $(MLSERVER_VENV)/.installed-stamp
+$(MLSERVER_STAMP): $(STAMP)
+	test -x $(MLSERVER_VENV)/bin/python || "$$($(BIN)/python -c 'import sys; print(sys.base_prefix)')/bin/python3" -m venv $(MLSERVER_VENV)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^(fastapi|starlette|importlib.resources)==| @ ' > $(MLSERVER_VENV)/constraints.txt
+	$(MLSERVER_VENV)/bin/python -m pip install -q -c $(MLSERVER_VENV)/constraints.txt mlserver==1.7.1
+	$(BIN)/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])" > "$$($(MLSERVER_VENV)/bin/python -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")/zz_main_venv.pth"
+	touch $(MLSERVER_STAMP)
+
+mlserver-env: $(MLSERVER_STAMP)
 
 # Headless Chromium for the browser test (Debian package; Playwright drives it, never downloads one).
 browser:
@@ -24,10 +39,10 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/llama-platform run $(ARGS)
 
-test: setup browser
+test: setup browser mlserver-env
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-test-fast: setup
+test-fast: setup mlserver-env
 	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
 
 ui: setup

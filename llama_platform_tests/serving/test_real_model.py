@@ -20,20 +20,25 @@ from llama_platform_tests.training.synthetic import write_synthetic_training_set
 API_KEY = "real-model-key-5d2e8f"
 
 
-@pytest.fixture(scope="module")
-def registered_model(tmp_path_factory):
-    root = tmp_path_factory.mktemp("real-model")
+def train_tiny(root, registered_model_name: str = "triage-serving-test") -> dict:
+    """Train and register a tiny model (2 steps); train()'s result: model_uri, model_dir, ..."""
     config = TrainConfig(
         training_set_path=str(write_synthetic_training_set(root / "train.parquet", n=40)),
         output_dir=str(root / "out"),
         mlflow_tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
-        registered_model_name="triage-serving-test",
+        registered_model_name=registered_model_name,
         max_steps=2,
         batch_size=4,
         vocab_size=400,
     )
-    result = train(config, log=lambda _msg: None, show_progress=False)
-    return root, config.mlflow_tracking_uri, result["model_uri"]
+    return train(config, log=lambda _msg: None, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def registered_model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("real-model")
+    result = train_tiny(root)
+    return root, f"sqlite:///{root / 'mlflow.db'}", result["model_uri"]
 
 
 @pytest.mark.slow  # ~45 s: trains and registers a model, then starts torch in the server

@@ -1,0 +1,148 @@
+"""One predictor, two runtimes: MLServer (Seldon Core 2's server, from its own venv) and KServe,
+both started for real on 127.0.0.1, give the same answers to the same V1 and V2 payloads."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sys
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from llama_platform.services import free_port, start_service, wait_http_ok
+from llama_platform.training.prompts import LABELS
+
+REPO = Path(__file__).resolve().parents[2]
+MLSERVER_VENV = REPO / ".venv-mlserver"
+API_KEY = "lpk_two_runtimes_8d1f"
+MODEL = "triage-test"
+ISSUES = [
+    {"title": "Crash: a bug in the parser", "body": "Traceback ...", "repo": "acme/widgets"},
+    {"title": "Docs: typo on the install page", "repo": "octo/tools"},
+    {"title": "Add a feature flag for the cache", "body": "It would be nice.", "repo": "acme/widgets"},
+]
+
+
+def start_mlserver(tmp: Path, name: str, parameters: dict):
+    mlserver = MLSERVER_VENV / "bin" / "mlserver"
+    assert mlserver.exists(), f"{mlserver} is missing: run `make mlserver-env` (MLServer needs its own venv)"
+    models = tmp / "mlserver"
+    (models / name).mkdir(parents=True)
+    http, grpc, metrics = free_port(), free_port(), free_port()
+    (models / "settings.json").write_text(json.dumps({
+        "host": "127.0.0.1", "http_port": http, "grpc_port": grpc, "metrics_port": metrics,
+        "parallel_workers": 0, "debug": False,
+    }))
+    (models / name / "model-settings.json").write_text(json.dumps({
+        "name": name, "implementation": "llama_platform.serving.mlserver_runtime.TriageRuntime",
+        "parameters": parameters,
+    }))
+    proc = start_service("mlserver", [str(mlserver), "start", str(models)], tmp / "mlserver.log",
+                         env={"PYTHONPATH": str(REPO)}, cwd=REPO)
+    url = f"http://127.0.0.1:{http}"
+    wait_http_ok(f"{url}/v2/models/{name}/ready", proc, timeout=180)
+    return url, proc
+
+
+def start_kserve(tmp: Path, cmd: list[str]):
+    port = free_port()
+    proc = start_service("kserve", [sys.executable, "-m", *cmd, "--http-port", str(port)], tmp / "kserve.log",
+                         env={"LLAMA_PLATFORM_API_KEY": API_KEY})
+    url = f"http://127.0.0.1:{port}"
+    wait_http_ok(f"{url}/v2/health/ready", proc, timeout=300)
+    return url, proc
+
+
+def v2_body(issues: list[dict]) -> dict:
+    return {"id": "req-7", "inputs": [
+        {"name": k, "shape": [len(issues)], "datatype": "BYTES", "data": [i.get(k, "") for i in issues]}
+        for k in ("title", "body", "repo")]}
+
+
+def answers(url: str, name: str, headers: dict | None = None) -> tuple[list[dict], dict]:
+    v1 = httpx.post(f"{url}/v1/models/{name}:predict", json={"instances": ISSUES}, headers=headers, timeout=120)
+    assert v1.status_code == 200, v1.text
+    v2 = httpx.post(f"{url}/v2/models/{name}/infer", json=v2_body(ISSUES), headers=headers, timeout=120)
+    assert v2.status_code == 200, v2.text
+    return v1.json()["predictions"], {o["name"]: o for o in v2.json()["outputs"]}
+
+
+@pytest.fixture(scope="module")
+def runtimes(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("two-runtimes")
+    procs = []
+    try:
+        ml_url, ml = start_mlserver(tmp, MODEL, {"extra": {
+            "model_factory": "llama_platform_tests.serving.keyword_model:KeywordModel",
+            "feature_lookup": "llama_platform_tests.serving.keyword_model:KeywordFeatures"}})
+        procs.append(ml)
+        ks_url, ks = start_kserve(tmp, ["llama_platform_tests.serving.keyword_server", "--name", MODEL, "--features"])
+        procs.append(ks)
+        yield ml_url, ks_url, ml
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def test_mlserver_and_kserve_give_the_same_answers(runtimes):
+    ml_url, ks_url, _ = runtimes
+    ml_v1, ml_v2 = answers(ml_url, MODEL)
+    ks_v1, ks_v2 = answers(ks_url, MODEL, {"X-API-Key": API_KEY})
+    assert [p["labels"] for p in ml_v1] == [["bug"], ["docs"], ["feature"]]
+    assert ml_v1 == ks_v1
+    for name in ("labels", "scores", "label_order"):
+        assert ml_v2[name]["shape"] == ks_v2[name]["shape"], name
+        assert ml_v2[name]["data"] == pytest.approx(ks_v2[name]["data"]) if name == "scores" else \
+            ml_v2[name]["data"] == ks_v2[name]["data"], name
+
+
+def test_mlserver_rejects_bad_input_with_400(runtimes):
+    ml_url, _, _ = runtimes
+    bad = {"inputs": [{"name": "title", "shape": [1], "datatype": "INT32", "data": [1]}]}
+    r = httpx.post(f"{ml_url}/v2/models/{MODEL}/infer", json=bad)
+    assert r.status_code == 400 and "BYTES" in r.json()["error"]
+    r = httpx.post(f"{ml_url}/v1/models/{MODEL}:predict", content=b"{nope")
+    assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
+    r = httpx.post(f"{ml_url}/v1/models/{MODEL}:predict", json={"instances": [{"title": "t"}]})
+    assert r.status_code == 400 and "repo" in r.json()["error"]
+
+
+def test_mlserver_listens_on_loopback_only(runtimes):
+    _, _, ml = runtimes
+    procs = [psutil.Process(ml.pid)] + psutil.Process(ml.pid).children(recursive=True)
+    listening = {c.laddr.ip for p in procs for c in p.connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    assert "127.0.0.1" in listening
+    # gRPC binds dual-stack: the IPv4-mapped form of 127.0.0.1 is still loopback only.
+    assert all(_loopback(a) for a in listening), listening
+
+
+def _loopback(addr: str) -> bool:
+    ip = ipaddress.ip_address(addr)
+    return ip.is_loopback or bool(getattr(ip, "ipv4_mapped", None) and ip.ipv4_mapped.is_loopback)
+
+
+@pytest.mark.slow  # ~60 s: trains a tiny model, then loads it in both runtimes
+def test_real_model_same_answers_in_both_runtimes(tmp_path):
+    from llama_platform_tests.serving.test_real_model import train_tiny
+
+    model_dir = Path(train_tiny(tmp_path)["model_dir"])
+    procs = []
+    try:
+        ml_url, ml = start_mlserver(tmp_path, "llama4-triage", {"uri": str(model_dir)})
+        procs.append(ml)
+        ks_url, ks = start_kserve(tmp_path, ["llama_platform.serving.server", "--model-dir", str(model_dir),
+                                             "--name", "llama4-triage"])
+        procs.append(ks)
+        ml_v1, ml_v2 = answers(ml_url, "llama4-triage")
+        ks_v1, ks_v2 = answers(ks_url, "llama4-triage", {"X-API-Key": API_KEY})
+    finally:
+        for p in procs:
+            p.stop()
+    assert [p["labels"] for p in ml_v1] == [p["labels"] for p in ks_v1]
+    for a, b in zip(ml_v1, ks_v1):
+        assert set(a["scores"]) == set(LABELS)
+        assert a["scores"] == pytest.approx(b["scores"], abs=1e-4)
+    assert ml_v2["scores"]["data"] == pytest.approx(ks_v2["scores"]["data"], abs=1e-4)
