@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from typing import Sequence
 
@@ -173,9 +174,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     import torch
 
-    # One thread: the tiny CPU model is faster single-threaded on a small shared machine (measured).
     if not torch.cuda.is_available():
-        torch.set_num_threads(1)
+        # Batching off: requests run the model concurrently, one thread each (the tiny CPU model is
+        # faster so on a small shared machine, measured). Batching on: one model call at a time, so it
+        # may use every core.
+        torch.set_num_threads(1 if args.no_batching else max(1, os.cpu_count() or 1))
     predictor.load()
     serve(predictor, keys, host=args.host, http_port=args.http_port, max_body_bytes=args.max_body_bytes,
           rate_per_s=args.rate_per_s, burst=args.burst)

@@ -304,7 +304,17 @@ class TriageService:
             model_dir = self.model_dir or download_model(self.model_uri, self.tracking_uri, self.download_dir)
             self.model = load_triage_model(Path(model_dir))
         if self.limits.batching:
-            self._batcher = MicroBatcher(self.model.predict, self.limits.max_batch, self.limits.max_wait_s)
+            self._batcher = MicroBatcher(self._predict_by_length, self.limits.max_batch, self.limits.max_wait_s)
+
+    def _predict_by_length(self, prompts: list[str]) -> list[dict]:
+        """One model call with the prompts sorted by length (the model pads each chunk to its longest
+        sequence, so similar lengths together waste less), answers put back in request order."""
+        order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+        results = self.model.predict([prompts[i] for i in order])
+        out: list[dict] = [{}] * len(prompts)
+        for pos, i in enumerate(order):
+            out[i] = results[pos]
+        return out
 
     @property
     def info(self) -> dict:
