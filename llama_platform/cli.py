@@ -143,6 +143,7 @@ def run_pipeline(settings: Settings, instance=None) -> dict:
     return {
         "seconds": time.monotonic() - started,
         "endpoint_url": meta["endpoint_url"].value,
+        "page_url": meta["page_url"].value if "page_url" in meta else None,
         "repos": repos,
     }
 
@@ -173,6 +174,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         key_hint = f"$(cat {settings.home / 'api_key'})" if (settings.home / "api_key").exists() else f"${SERVING_API_KEY_ENV}"
         print(f"\nPipeline finished in {summary['seconds']:.0f}s over {len(summary['repos'])} repos.")
         print(f"Endpoint: {summary['endpoint_url']}")
+        if summary.get("page_url"):
+            print(f"Maintainers' page: {summary['page_url']} (paste the API key there)")
         print(f"  curl -H \"Authorization: Bearer {key_hint}\" {summary['endpoint_url']} "
               "-d '{\"instances\": [{\"title\": \"Crash on start\", \"body\": \"Traceback ...\", \"repo\": \"weavekit/weave\"}]}'")
         if args.once:

@@ -1,4 +1,8 @@
-"""Stage 8: deploy the registered model to a KServe ModelServer and smoke-test it."""
+"""Stage 8: deploy the champion to a KServe ModelServer and smoke-test it.
+
+Serves the registry alias `champion` (set by the evaluation gate); until one exists, the newest
+registered version, and says so in the log and the metadata.
+"""
 
 import json
 
@@ -20,14 +24,18 @@ SMOKE_INSTANCE = {
     group_name="serving",
     automation_condition=follow_upstream,
     deps=["model_evaluation", "finetuned_checkpoint"],
-    description="KServe predictor serving the registered model on 127.0.0.1 behind an API key, smoke-tested.",
+    description="KServe predictor serving the champion (V1, V2, OpenAI-compatible, maintainers' page at /ui) "
+                "on 127.0.0.1 behind API keys, smoke-tested.",
     kinds={"kserve"},
 )
 def deployed_endpoint(context: AssetExecutionContext, endpoint: LocalEndpointResource) -> MaterializeResult:
     ckpt = upstream_metadata(context, "finetuned_checkpoint")
-    model_uri = str(ckpt["model_uri"])
-    context.log.info(f"deploying {model_uri} to {endpoint.url}")
-    state = endpoint.deploy(model_uri)
+    if ckpt.get("model_name"):
+        model_uri, source = endpoint.resolve(str(ckpt["model_name"]))
+    else:  # trained without a registry: serve the checkpoint itself
+        model_uri, source = str(ckpt["model_uri"]), "the latest finetuned_checkpoint (not registered)"
+    context.log.info(f"deploying {model_uri} ({source}) to {endpoint.url}")
+    state = endpoint.deploy(model_uri, model_source=source)
     status, body = smoke_request(endpoint.url, endpoint.api_key, endpoint.model_name, [SMOKE_INSTANCE])
     if status != 200:
         endpoint.stop()
@@ -37,6 +45,9 @@ def deployed_endpoint(context: AssetExecutionContext, endpoint: LocalEndpointRes
         metadata={
             "endpoint_url": MetadataValue.url(predict_url),
             "model_uri": model_uri,
+            "model_source": source,
+            "page_url": MetadataValue.url(f"{endpoint.url}/ui"),
+            "openai_base_url": f"{endpoint.url}/v1",
             "pid": state["pid"],
             "smoke_request": MetadataValue.json({"instances": [SMOKE_INSTANCE]}),
             "smoke_status": status,

@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--http-port", type=int, default=8080)
     p.add_argument("--download-dir", help="where to put a downloaded model (default: a temp dir)")
     p.add_argument("--feature-repo", help="a Feast repo dir: look up the prompts' repo features online")
+    p.add_argument("--model-source", default="", help="how the model was chosen (shown on the page and /v1/triage)")
     g = p.add_argument_group("batching and limits")
     g.add_argument("--no-batching", action="store_true", help="one model call per request")
     g.add_argument("--max-batch", type=int, default=32, help="prompts per model call at most")
@@ -147,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (args.model_uri or args.registered_model) and not args.tracking_uri:
         print("error: --model-uri/--registered-model need --tracking-uri", file=sys.stderr)
         return 2
-    model_uri, note = args.model_uri, ""
+    model_uri, note = args.model_uri, args.model_source
     if args.registered_model:
         model_uri, note = resolve_registered_model(args.registered_model, args.tracking_uri)
         log.info("serving %s (%s)", model_uri, note)

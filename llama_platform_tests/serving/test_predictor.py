@@ -57,3 +57,21 @@ def test_find_model_dir(tmp_path):
     assert find_model_dir(tmp_path) == tmp_path / "artifacts" / "model_dir"
     with pytest.raises(FileNotFoundError, match="exactly one"):
         find_model_dir(tmp_path / "artifacts" / "nothing-here")
+
+
+def test_champion_alias_or_the_newest_version(tmp_path):
+    from mlflow import MlflowClient
+
+    from llama_platform.serving.triage import resolve_registered_model
+
+    uri = f"sqlite:///{tmp_path / 'registry.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    client.create_registered_model("triage")
+    with pytest.raises(FileNotFoundError, match="no versions"):
+        resolve_registered_model("triage", uri)
+    for _ in range(3):
+        client.create_model_version("triage", source=str(tmp_path / "model"))
+    model_uri, note = resolve_registered_model("triage", uri)
+    assert model_uri == "models:/triage/3" and "no 'champion' alias" in note and "newest version 3" in note
+    client.set_registered_model_alias("triage", "champion", "2")
+    assert resolve_registered_model("triage", uri) == ("models:/triage@champion", "alias 'champion' -> version 2")
