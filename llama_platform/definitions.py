@@ -32,7 +32,7 @@ from llama_platform.resources.forges import ForgeResource
 from llama_platform.resources.io_manager import ParquetIOManager
 from llama_platform.resources.mlflow import MLflowResource
 from llama_platform.resources.object_store import ObjectStoreResource
-from llama_platform.resources.serving import LocalEndpointResource
+from llama_platform.resources.serving import KServeEndpointResource, LocalEndpointResource
 from llama_platform.resources.training import TrainingResource
 from llama_platform.settings import (
     GITEE_TOKEN_ENV,
@@ -78,7 +78,7 @@ def build_resources(settings: Settings) -> dict:
     if settings.store_is_s3:
         s3_keys = {"access_key": EnvVar(S3_ACCESS_KEY_ENV), "secret_key": EnvVar(S3_SECRET_KEY_ENV)}
     store = dict(url=settings.store_url, endpoint_url=settings.s3_endpoint_url, region=settings.s3_region, **s3_keys)
-    return {
+    resources = {
         "parquet_io_manager": ParquetIOManager(**store),
         "object_store": ObjectStoreResource(**store),
         "forges": ForgeResource(
@@ -118,6 +118,13 @@ def build_resources(settings: Settings) -> dict:
             feature_repo=str(settings.home / "feast" / "repo"),
         ),
     }
+    if settings.profile == "k8s" and settings.serving_url and settings.prometheus_url:
+        # The champion as an InferenceService, rolled out by canary (resources/serving.py).
+        resources["endpoint"] = KServeEndpointResource(
+            tracking_uri=settings.mlflow_tracking_uri, public_url=settings.serving_url,
+            prometheus_url=settings.prometheus_url, api_key=_secret(SERVING_API_KEY_ENV, settings),
+        )
+    return resources
 
 
 def build_definitions(settings: Settings) -> Definitions:

@@ -57,6 +57,9 @@ class Settings:
     registered_model_name: str = "llama4-issue-triage"
     serve_host: str = "127.0.0.1"
     serve_port: int = 8080
+    # k8s profile: the InferenceService's URL through the ingress, and the Prometheus judging canaries.
+    serving_url: str | None = None
+    prometheus_url: str | None = None
     # Whether the declarative-automation sensor starts running (the UI can toggle it either way).
     automation_on: bool = True
     # First update-time window of raw_issues (monthly partitions from here on).
@@ -156,6 +159,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         registered_model_name=env.get("LLAMA_PLATFORM_MODEL_NAME", "llama4-issue-triage"),
         serve_host=env.get("LLAMA_PLATFORM_SERVE_HOST", "127.0.0.1"),
         serve_port=_int(env, "LLAMA_PLATFORM_SERVE_PORT", 8080),
+        serving_url=env.get("LLAMA_PLATFORM_SERVING_URL") or None,
+        prometheus_url=env.get("LLAMA_PLATFORM_PROMETHEUS_URL") or None,
         history_start=_date(env, "LLAMA_PLATFORM_HISTORY_START", "2024-01-01"),
         automation_on=env.get("LLAMA_PLATFORM_AUTOMATION", "on") != "off",
         train_steps=_int(env, "LLAMA_PLATFORM_TRAIN_STEPS", 200),

@@ -10,7 +10,7 @@ from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataV
 
 from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.lineage import upstream_metadata
-from llama_platform.resources.serving import LocalEndpointResource
+from llama_platform.resources.serving import EndpointResource
 from llama_platform.serving.client import smoke_request
 
 SMOKE_INSTANCE = {
@@ -28,7 +28,7 @@ SMOKE_INSTANCE = {
                 "on 127.0.0.1 behind API keys, smoke-tested.",
     kinds={"kserve"},
 )
-def deployed_endpoint(context: AssetExecutionContext, endpoint: LocalEndpointResource) -> MaterializeResult:
+def deployed_endpoint(context: AssetExecutionContext, endpoint: EndpointResource) -> MaterializeResult:
     ckpt = upstream_metadata(context, "finetuned_checkpoint")
     if ckpt.get("model_name"):
         model_uri, source = endpoint.resolve(str(ckpt["model_name"]))
@@ -36,6 +36,8 @@ def deployed_endpoint(context: AssetExecutionContext, endpoint: LocalEndpointRes
         model_uri, source = str(ckpt["model_uri"]), "the latest finetuned_checkpoint (not registered)"
     context.log.info(f"deploying {model_uri} ({source}) to {endpoint.url}")
     state = endpoint.deploy(model_uri, model_source=source)
+    if state.get("canary_phase") == "rolled_back":  # k8s: the champion keeps serving
+        raise Failure(f"canary of {model_uri} rolled back: {state['canary_reason']}")
     status, body = smoke_request(endpoint.url, endpoint.api_key, endpoint.model_name, [SMOKE_INSTANCE])
     if status != 200:
         endpoint.stop()
@@ -48,7 +50,7 @@ def deployed_endpoint(context: AssetExecutionContext, endpoint: LocalEndpointRes
             "model_source": source,
             "page_url": MetadataValue.url(f"{endpoint.url}/ui"),
             "openai_base_url": f"{endpoint.url}/v1",
-            "pid": state["pid"],
+            **{k: state[k] for k in ("pid", "storage_uri", "canary_phase", "canary_reason") if k in state},
             "smoke_request": MetadataValue.json({"instances": [SMOKE_INSTANCE]}),
             "smoke_status": status,
             "smoke_response": MetadataValue.json(body),

@@ -15,7 +15,7 @@ Secret's `serving.kserve.io/s3-*` annotations.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 from urllib.parse import urlparse
 
 import jsonschema
@@ -252,6 +252,39 @@ def desired_inference_service(state: CanaryState, shape: ServingShape = ServingS
     if state.phase == "promoted":
         return inference_service(state.candidate_uri, 100, shape, model_source="candidate (promoted)")
     return inference_service(state.champion_uri, None, shape, model_source="champion")
+
+
+def run_canary(state: CanaryState, apply: Callable[[dict], None], observe: Callable[[CanaryState], CanaryMetrics],
+               wait: Callable[[float], None], policy: CanaryPolicy = CanaryPolicy(),
+               shape: ServingShape = ServingShape(), interval_s: float = 60.0, max_checks: int = 30,
+               log: Callable[[str], None] = lambda _m: None) -> CanaryState:
+    """Drive a rollout to its end: apply the canary, judge it every `interval_s`, apply the outcome.
+    A canary that never gets enough traffic to be judged is rolled back (the safe side)."""
+    apply(to_dict(desired_inference_service(state, shape)))
+    log(f"{state.phase}: {state.reason}")
+    checks = 0
+    while not state.done:
+        if checks >= max_checks:
+            state = replace(state, phase="rolled_back", traffic_percent=0,
+                            reason=f"not judged after {checks} checks ({state.reason}): rolled back")
+            break
+        wait(interval_s)
+        state = step(state, observe(state), policy)
+        checks += 1
+        log(f"check {checks}: {state.phase}: {state.reason}")
+    apply(to_dict(desired_inference_service(state, shape)))
+    return state
+
+
+def canary_queries(revision: str, namespace: str, window: str = "10m") -> dict[str, str]:
+    """PromQL for the canary's figures from the predictor's own metrics (serving/metrics.py), by the
+    Knative revision its pods belong to (KServe's status names the canary revision)."""
+    sel = f'namespace="{namespace}",pod=~"{revision}-deployment-.*",route=~"v1_predict|v2_infer|openai_chat|triage"'
+    return {
+        "requests": f"sum(increase(triage_http_requests_total{{{sel}}}[{window}]))",
+        "errors": f'sum(increase(triage_http_requests_total{{{sel},status=~"5.."}}[{window}]))',
+        "p95": f"histogram_quantile(0.95, sum by (le) (rate(triage_http_request_duration_seconds_bucket{{{sel}}}[{window}])))",
+    }
 
 
 # ---------------------------------------------------------------- Seldon Core 2

@@ -22,7 +22,27 @@ from llama_platform.services import start_service, stop_pid, wait_http_ok
 STATE_FILE = "endpoint.json"
 
 
-class LocalEndpointResource(ConfigurableResource):
+class EndpointResource(ConfigurableResource):
+    """What deployed_endpoint needs of an endpoint, in either profile."""
+
+    model_name: str = "llama4-triage"
+    api_key: Optional[str] = None
+
+    @property
+    def url(self) -> str:
+        raise NotImplementedError
+
+    def resolve(self, registered_model: str) -> tuple[str, str]:
+        raise NotImplementedError
+
+    def deploy(self, model_uri: str, timeout: float = 180.0, model_source: str = "") -> dict:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class LocalEndpointResource(EndpointResource):
     host: str = "127.0.0.1"
     port: int = 8080
     state_dir: str
@@ -97,3 +117,116 @@ def stop_endpoint(state_dir: Path) -> bool:
     stop_pid(int(state["pid"]))
     path.unlink(missing_ok=True)
     return True
+
+
+class KServeEndpointResource(EndpointResource):
+    """The k8s profile's endpoint: the champion as a KServe InferenceService, rolled out by canary.
+
+    `deploy` applies the candidate at `canary_percent`, judges it from Prometheus (the predictor's
+    own triage_* metrics for the canary revision) with the pure state machine in k8s/serving.py,
+    and applies the outcome: promoted to 100%, or rolled back to the champion.
+    """
+
+    namespace: str = "serving"
+    model_name: str = "llama4-triage"
+    tracking_uri: str
+    # The InferenceService's URL through the ingress, and the Prometheus that scrapes the predictors.
+    public_url: str
+    prometheus_url: str
+    # A service token with the predict scope (dagster.EnvVar), for the smoke test.
+    api_key: Optional[str] = None
+    canary_percent: int = 10
+    min_requests: int = 200
+    max_error_rate: float = 0.01
+    max_p95_latency_s: float = 1.0
+    check_interval_s: float = 60.0
+    max_checks: int = 30
+    gpus: int = 1
+    min_replicas: int = 1
+    max_replicas: int = 4
+
+    @property
+    def url(self) -> str:
+        return self.public_url.rstrip("/")
+
+    def resolve(self, registered_model: str) -> tuple[str, str]:
+        return resolve_registered_model(registered_model, self.tracking_uri)
+
+    def stop(self) -> None:
+        """Nothing to stop: the cluster keeps serving the champion."""
+
+    def _api(self):
+        from kubernetes import client, config
+
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        return client.CustomObjectsApi()
+
+    def _current(self, api) -> Optional[dict]:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            return api.get_namespaced_custom_object("serving.kserve.io", "v1beta1", self.namespace,
+                                                    "inferenceservices", self.model_name)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _apply(self, api, obj: dict) -> None:
+        # Server-side apply: the fields we own are set, others (status, defaults) left alone.
+        api.patch_namespaced_custom_object(
+            "serving.kserve.io", "v1beta1", self.namespace, "inferenceservices", self.model_name, obj,
+            field_manager="llama-platform", force=True,
+            _content_type="application/apply-patch+yaml",
+        )
+
+    def _query(self, promql: str) -> float:
+        import math
+
+        import httpx
+
+        r = httpx.get(f"{self.prometheus_url.rstrip('/')}/api/v1/query", params={"query": promql}, timeout=30)
+        r.raise_for_status()
+        result = r.json()["data"]["result"]
+        value = float(result[0]["value"][1]) if result else 0.0
+        return 0.0 if math.isnan(value) else value
+
+    def deploy(self, model_uri: str, timeout: float = 0.0, model_source: str = "") -> dict:
+        import time
+
+        from llama_platform.k8s.serving import (
+            CanaryMetrics,
+            CanaryPolicy,
+            CanaryState,
+            ServingShape,
+            begin,
+            canary_queries,
+            run_canary,
+        )
+        from llama_platform.serving.triage import model_dir_uri
+
+        storage_uri = model_dir_uri(model_uri, self.tracking_uri)
+        api = self._api()
+        current = self._current(api)
+        champion = ((current or {}).get("spec", {}).get("predictor", {}).get("model", {}) or {}).get("storageUri")
+        policy = CanaryPolicy(canary_percent=self.canary_percent, min_requests=self.min_requests,
+                              max_error_rate=self.max_error_rate, max_p95_latency_s=self.max_p95_latency_s)
+        shape = ServingShape(gpus=self.gpus, min_replicas=self.min_replicas, max_replicas=self.max_replicas)
+        state = begin(champion, storage_uri, policy) if champion else CanaryState("stable", storage_uri,
+                                                                                 reason="first deployment")
+
+        def observe(_state: CanaryState) -> CanaryMetrics:
+            status = (self._current(api) or {}).get("status", {}).get("components", {}).get("predictor", {})
+            canary_rev, champion_rev = status.get("latestCreatedRevision"), status.get("previousRolledoutRevision")
+            q = canary_queries(canary_rev, self.namespace)
+            p95_champion = self._query(canary_queries(champion_rev, self.namespace)["p95"]) if champion_rev else None
+            return CanaryMetrics(int(self._query(q["requests"])), int(self._query(q["errors"])),
+                                 self._query(q["p95"]), p95_champion or None)
+
+        final = run_canary(state, lambda obj: self._apply(api, obj), observe, time.sleep, policy, shape,
+                           self.check_interval_s, self.max_checks)
+        return {"url": self.url, "model_uri": model_uri, "storage_uri": storage_uri, "model_source": model_source,
+                "canary_phase": final.phase, "canary_reason": final.reason}

@@ -159,6 +159,36 @@ def resolve_registered_model(name: str, tracking_uri: str, alias: str = CHAMPION
                 f"no {alias!r} alias on {name!r}: fell back to the newest version {newest.version}")
 
 
+def _version_of(client, model_uri: str) -> tuple[str, str]:
+    """(name, version) of models:/name/3 or models:/name@alias."""
+    if not model_uri.startswith("models:/"):
+        raise ValueError(f"expected a models:/ URI, got {model_uri!r}")
+    ref = model_uri[len("models:/"):]
+    if "@" in ref:
+        name, alias = ref.split("@", 1)
+        return name, str(client.get_model_version_by_alias(name, alias).version)
+    name, _, version = ref.partition("/")
+    return name, version
+
+
+def model_dir_uri(model_uri: str, tracking_uri: str) -> str:
+    """Where the triage model directory of a registered version lies in the artifact store (s3://...
+    on MinIO in k8s): what an InferenceService's storageUri or a Seldon Model's storageUri points at."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    name, version = _version_of(client, model_uri)
+    root = client.get_model_version_download_uri(name, version).rstrip("/") + "/artifacts"
+    for entry in mlflow.artifacts.list_artifacts(artifact_uri=root, tracking_uri=tracking_uri):
+        if entry.is_dir:
+            inside = mlflow.artifacts.list_artifacts(artifact_uri=f"{root}/{entry.path.rsplit('/', 1)[-1]}",
+                                                    tracking_uri=tracking_uri)
+            if any(f.path.endswith(META_FILE) for f in inside):
+                return f"{root}/{entry.path.rsplit('/', 1)[-1]}"
+    raise FileNotFoundError(f"no triage model directory ({META_FILE}) in {model_uri} ({root})")
+
+
 def download_model(model_uri: str, tracking_uri: str | None, dst_dir: Path | None = None) -> Path:
     """Fetch an MLflow model (e.g. models:/name/3 or models:/name@champion) and return its model dir."""
     import mlflow

@@ -13,10 +13,12 @@ from llama_platform.k8s.serving import (
     CanaryPolicy,
     ServingShape,
     begin,
+    canary_queries,
     desired_inference_service,
     inference_service,
     model_server_s3_secret,
     model_server_service_account,
+    run_canary,
     seldon_objects,
     step,
     to_dict,
@@ -137,3 +139,51 @@ def test_canary_rolls_back_on_latency(metrics, reason):
 
 def test_same_model_needs_no_canary():
     assert begin(CHAMPION, CHAMPION).phase == "stable"
+
+
+def _drive(metrics: list[CanaryMetrics], max_checks: int = 5):
+    """run_canary with the cluster replaced by lists: what it applied, and the metrics it is shown in turn."""
+    applied, waits = [], []
+    shown = iter(metrics)
+    final = run_canary(begin(CHAMPION, CANDIDATE, POLICY), applied.append, lambda _s: next(shown), waits.append,
+                       POLICY, interval_s=30, max_checks=max_checks)
+    return final, applied, waits
+
+
+def test_run_canary_applies_the_canary_then_the_promotion():
+    final, applied, waits = _drive([CanaryMetrics(10, 0, 0.1), CanaryMetrics(300, 1, 0.2)])
+    assert final.phase == "promoted" and waits == [30, 30]
+    assert [a["spec"]["predictor"]["canaryTrafficPercent"] for a in applied] == [10, 100]
+    assert {a["spec"]["predictor"]["model"]["storageUri"] for a in applied} == {CANDIDATE}
+
+
+def test_run_canary_rolls_back_and_reapplies_the_champion():
+    final, applied, _ = _drive([CanaryMetrics(300, 30, 0.2)])
+    assert final.phase == "rolled_back"
+    assert applied[-1]["spec"]["predictor"]["model"]["storageUri"] == CHAMPION
+
+
+def test_run_canary_without_traffic_rolls_back_after_max_checks():
+    final, applied, waits = _drive([CanaryMetrics(0, 0, 0.0)] * 3, max_checks=3)
+    assert final.phase == "rolled_back" and "not judged after 3 checks" in final.reason and len(waits) == 3
+    assert applied[-1]["spec"]["predictor"]["model"]["storageUri"] == CHAMPION
+
+
+def test_canary_queries_select_the_revision_and_the_inference_routes():
+    q = canary_queries("llama4-triage-predictor-00002", "serving", "5m")
+    assert set(q) == {"requests", "errors", "p95"}
+    assert 'pod=~"llama4-triage-predictor-00002-deployment-.*"' in q["requests"]
+    assert 'status=~"5.."' in q["errors"] and "[5m]" in q["errors"]
+    assert q["p95"].startswith("histogram_quantile(0.95") and "triage_http_request_duration_seconds_bucket" in q["p95"]
+
+
+def test_k8s_profile_deploys_through_kserve():
+    from llama_platform.definitions import build_resources
+    from llama_platform.resources.serving import KServeEndpointResource, LocalEndpointResource
+    from llama_platform.settings import load_settings
+
+    env = {"LLAMA_PLATFORM_PROFILE": "k8s", "LLAMA_PLATFORM_SERVING_URL": "https://triage.example.com",
+           "LLAMA_PLATFORM_PROMETHEUS_URL": "http://prometheus.monitoring:9090", "MLFLOW_TRACKING_URI": "http://mlflow:5000"}
+    endpoint = build_resources(load_settings(env))["endpoint"]
+    assert isinstance(endpoint, KServeEndpointResource) and endpoint.url == "https://triage.example.com"
+    assert isinstance(build_resources(load_settings({}))["endpoint"], LocalEndpointResource)

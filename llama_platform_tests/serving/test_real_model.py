@@ -7,6 +7,7 @@ deployed_endpoint asset does.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -71,3 +72,19 @@ def test_serves_a_registered_model_from_mlflow(registered_model):
     finally:
         proc.stop()
     assert API_KEY not in (root / "server.log").read_text(errors="replace")
+
+
+@pytest.mark.slow
+def test_model_dir_uri_points_at_the_triage_model_directory(registered_model):
+    from urllib.parse import urlparse
+
+    from mlflow import MlflowClient
+
+    from llama_platform.serving.triage import model_dir_uri
+
+    root, tracking_uri, model_uri = registered_model
+    uri = model_dir_uri(model_uri, tracking_uri)
+    assert (Path(urlparse(uri).path) / "triage.json").is_file()
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    client.set_registered_model_alias("triage-serving-test", "champion", model_uri.rsplit("/", 1)[-1])
+    assert model_dir_uri("models:/triage-serving-test@champion", tracking_uri) == uri
