@@ -1,6 +1,6 @@
 """Load test of the real model server: micro-batching on vs off, 1, 4 and 16 concurrent clients.
 
-    python benchmarks/serve_load.py [--model-dir DIR] [--requests 160]
+    python benchmarks/serve_load.py [--model-dir DIR] [--requests 96] [--flat-cost-ms 50]
 
 Trains a tiny Llama 4 triage model (as the tests do) unless --model-dir is given, then starts the
 real server process (KServe + keys + predictor) twice on 127.0.0.1, batching on and batching off,
@@ -140,7 +140,7 @@ def run_mode(model_dir: Path | None, work: Path, batching: bool, args) -> list[d
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model-dir", help="a trained triage model dir (default: train a tiny one)")
-    p.add_argument("--requests", type=int, default=160, help="requests per concurrency level")
+    p.add_argument("--requests", type=int, default=96, help="requests per concurrency level")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=10.0)
     p.add_argument("--flat-cost-ms", type=float, default=0.0,

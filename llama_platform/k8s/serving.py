@@ -338,6 +338,13 @@ def validate_seldon(obj: dict) -> dict:
     return obj
 
 
+def mlserver_model_settings(name: str, parameters: dict | None = None) -> dict:
+    """The model-settings.json MLServer reads next to a model (Seldon Core 2 loads it from the Model's
+    storageUri folder): our runtime, MLServer's own adaptive batching off (the shared batcher does it)."""
+    return {"name": name, "implementation": "llama_platform.serving.mlserver_runtime.TriageRuntime",
+            "max_batch_size": 0, "parameters": parameters or {}}
+
+
 def seldon_server(shape: ServingShape = ServingShape()) -> dict:
     """An MLServer Server offering the triage runtime (our image: llama_platform installed)."""
     ns, sa = SERVICE_ACCOUNTS["model_server"]

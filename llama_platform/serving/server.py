@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Batching off: requests run the model concurrently, one thread each (the tiny CPU model is
         # faster so on a small shared machine, measured). Batching on: one model call at a time, so it
         # may use every core.
-        torch.set_num_threads(1 if args.no_batching else max(1, os.cpu_count() or 1))
+        torch.set_num_threads(1 if args.no_batching else max(1, len(os.sched_getaffinity(0))))
     predictor.load()
     serve(predictor, keys, host=args.host, http_port=args.http_port, max_body_bytes=args.max_body_bytes,
           rate_per_s=args.rate_per_s, burst=args.burst)

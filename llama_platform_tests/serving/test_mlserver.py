@@ -12,6 +12,7 @@ import httpx
 import psutil
 import pytest
 
+from llama_platform.k8s.serving import mlserver_model_settings
 from llama_platform.services import free_port, start_service, wait_http_ok
 from llama_platform.training.prompts import LABELS
 
@@ -36,10 +37,8 @@ def start_mlserver(tmp: Path, name: str, parameters: dict):
         "host": "127.0.0.1", "http_port": http, "grpc_port": grpc, "metrics_port": metrics,
         "parallel_workers": 0, "debug": False,
     }))
-    (models / name / "model-settings.json").write_text(json.dumps({
-        "name": name, "implementation": "llama_platform.serving.mlserver_runtime.TriageRuntime",
-        "parameters": parameters,
-    }))
+    # The same model-settings the Seldon deployment ships next to the model (k8s/serving.py).
+    (models / name / "model-settings.json").write_text(json.dumps(mlserver_model_settings(name, parameters)))
     proc = start_service("mlserver", [str(mlserver), "start", str(models)], tmp / "mlserver.log",
                          env={"PYTHONPATH": str(REPO)}, cwd=REPO)
     url = f"http://127.0.0.1:{http}"
