@@ -153,7 +153,8 @@ def main() -> int:
         print(f"model: flat-cost stand-in, {args.flat_cost_ms} ms per model call (NOT the real model)")
     else:
         model_dir = Path(args.model_dir) if args.model_dir else train_tiny_model(work)
-        print(f"model: {model_dir} (tiny Llama 4 + LoRA, CPU, 1 torch thread)")
+        print(f"model: {model_dir} (tiny Llama 4 + LoRA on CPU; torch: 1 thread per call unbatched, "
+              "all cores for the one call at a time batched)")
     rows = run_mode(model_dir, work, True, args) + run_mode(model_dir, work, False, args)
     print(f"{'mode':<10} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} "
           f"{'dropped':>7} {'batch':>6}")
