@@ -20,6 +20,7 @@ from kubernetes.client import (
     V1EnvVar,
     V1ObjectMeta,
     V1PodSpec,
+    V1PolicyRule,
     V1ResourceRequirements,
 )
 
@@ -259,3 +260,14 @@ def rank0_selector(train_job_name: str) -> str:
 
 def train_job_selector(train_job_name: str) -> str:
     return f"{JOBSET_NAME_LABEL}={train_job_name}"
+
+
+def launcher_rbac_rules() -> list[V1PolicyRule]:
+    """What the Dagster run pods' service account (dagster-run) needs in the training namespace:
+    PipesK8sClient creates, reads, streams and deletes the pod; the TrainJob path creates, reads and
+    deletes TrainJobs and lists their pods. deploy/k8s's Role should grant exactly this."""
+    return [
+        V1PolicyRule(api_groups=[""], resources=["pods"], verbs=["create", "get", "list", "watch", "delete"]),
+        V1PolicyRule(api_groups=[""], resources=["pods/log"], verbs=["get"]),
+        V1PolicyRule(api_groups=[TRAINJOB_GROUP], resources=[TRAINJOB_PLURAL], verbs=["create", "get", "list", "watch", "delete"]),
+    ]

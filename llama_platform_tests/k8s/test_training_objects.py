@@ -20,6 +20,7 @@ from llama_platform.k8s.training import (
     TRAIN_MODULE,
     TRAINER_CONTAINER,
     NodeShape,
+    launcher_rbac_rules,
     pipes_pod_request,
     rank0_selector,
     train_job,
@@ -228,3 +229,16 @@ def test_resource_builds_the_client_and_the_request():
     strict_validate(pod)
     outside = KubernetesResource(kubeconfig_file="/tmp/kubeconfig").pipes_client()
     assert outside.load_incluster_config is False and outside.kubeconfig_file == "/tmp/kubeconfig"
+
+
+def test_launcher_role_is_a_valid_role_for_the_calls_it_makes():
+    role = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role",
+            "metadata": {"name": "training-launcher", "namespace": "training"},
+            "rules": [ApiClient().sanitize_for_serialization(r) for r in launcher_rbac_rules()]}
+    strict_validate(role)
+    granted = {(g, res, verb) for r in role["rules"] for g in r["apiGroups"] for res in r["resources"] for verb in r["verbs"]}
+    # PipesK8sClient: create/read/delete the pod and follow its log; TrainJob path: create/read/delete.
+    for needed in [("", "pods", "create"), ("", "pods", "get"), ("", "pods", "delete"), ("", "pods/log", "get"),
+                   ("trainer.kubeflow.org", "trainjobs", "create"), ("trainer.kubeflow.org", "trainjobs", "get"),
+                   ("trainer.kubeflow.org", "trainjobs", "delete"), ("", "pods", "list")]:
+        assert needed in granted
