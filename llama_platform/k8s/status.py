@@ -146,3 +146,35 @@ def train_job_failure(job: Outcome, pods: list[V1Pod]) -> Outcome:
     message = f"pod {name}: {first.message}" if first.message else f"pod {name}"
     return Outcome("failed", first.reason, f"{message}; TrainJob: {job.reason} {job.message}".strip(),
                    preempted=first.preempted or job.preempted)
+
+
+@dataclass(frozen=True)
+class Rank0Step:
+    """What the launcher does next while a TrainJob starts: keep waiting, stream rank 0's logs,
+    go straight to the TrainJob's final status, or fail now."""
+
+    action: Literal["wait", "stream", "finish", "fail"]
+    pod_name: str | None = None
+    outcome: Outcome | None = None
+
+
+def rank0_step(train_job: Mapping[str, Any], rank0_pods: list[V1Pod]) -> Rank0Step:
+    job = train_job_outcome(train_job)
+    # A restarted JobSet leaves the old rank-0 pod behind for a while: the newest one counts.
+    pods = sorted(rank0_pods, key=lambda p: (p.metadata.creation_timestamp is not None, p.metadata.creation_timestamp),
+                  reverse=True)
+    if job.done:
+        # Named even so: a finished pod's log (and the Pipes messages in it) can still be read.
+        return Rank0Step("finish", pod_name=pods[0].metadata.name if pods else None, outcome=job)
+    if not pods:
+        return Rank0Step("wait", outcome=job)
+    outcome = pod_outcome(pods[0])
+    if outcome.state in ("running", "succeeded"):
+        return Rank0Step("stream", pod_name=pods[0].metadata.name, outcome=outcome)
+    if outcome.state == "failed":
+        if pods[0].status and pods[0].status.phase == "Failed":
+            # It ran and ended: the TrainJob's verdict follows (its failure policy may restart it).
+            return Rank0Step("finish", pod_name=pods[0].metadata.name, outcome=outcome)
+        # It cannot start (image, missing Secret): the TrainJob would wait forever.
+        return Rank0Step("fail", pod_name=pods[0].metadata.name, outcome=outcome)
+    return Rank0Step("wait", pod_name=pods[0].metadata.name, outcome=outcome)

@@ -25,7 +25,7 @@ from dagster_k8s import PipesK8sClient
 from dagster_k8s.pipes import PipesK8sPodLogsMessageReader
 
 from llama_platform.k8s.common import DEFAULT_IMAGES, NAMESPACES
-from llama_platform.k8s.status import Outcome, pod_outcome, train_job_failure, train_job_outcome
+from llama_platform.k8s.status import Outcome, pod_outcome, rank0_step, train_job_failure, train_job_outcome
 from llama_platform.k8s.training import (
     DEFAULT_RUNTIME,
     TRAINJOB_GROUP,
@@ -137,8 +137,12 @@ class KubernetesResource(ConfigurableResource):
             try:
                 rank0 = self._wait_for_rank0(core, custom, name)
                 if rank0 is not None:
-                    # Blocks until the rank-0 container exits: its log lines and Pipes messages reach the run.
-                    reader.consume_pod_logs(context=context, core_api=core, pod_name=rank0, namespace=self.namespace)
+                    # Follows until the rank-0 container exits: its log lines and Pipes messages reach the run.
+                    try:
+                        reader.consume_pod_logs(context=context, core_api=core, pod_name=rank0, namespace=self.namespace)
+                    except kubernetes.client.ApiException as exc:
+                        # e.g. the pod was evicted before its container started: the verdict below says why.
+                        context.log.warning(f"could not read the log of {rank0}: {exc.status} {exc.reason}")
                 outcome = self._wait_for_train_job(custom, name)
                 if outcome.state == "failed":
                     pods = self._pods(core, train_job_selector(name))
@@ -181,22 +185,18 @@ class KubernetesResource(ConfigurableResource):
             core.delete_namespaced_pod(pod.metadata.name, self.namespace)
 
     def _wait_for_rank0(self, core, custom, name: str) -> str | None:
-        """The rank-0 pod's name once it runs (or already ended); None if the TrainJob ended first."""
+        """The rank-0 pod whose log to read once it runs or has ended (None: the TrainJob ended
+        without one); fails if it cannot start or the TrainJob does not start in time."""
         deadline = time.monotonic() + self.schedule_timeout_s
         while True:
-            job = train_job_outcome(self._get_train_job(custom, name))
-            if job.done:
-                return None
-            pods = self._pods(core, rank0_selector(name))
-            for pod in pods:
-                outcome = pod_outcome(pod)
-                if outcome.state in ("running", "succeeded"):
-                    return pod.metadata.name
-                if outcome.state == "failed":
-                    raise self._failure(f"TrainJob {name} rank-0 pod {pod.metadata.name}", outcome)
+            step = rank0_step(self._get_train_job(custom, name), self._pods(core, rank0_selector(name)))
+            if step.action in ("stream", "finish"):
+                return step.pod_name
+            if step.action == "fail":
+                raise self._failure(f"TrainJob {name} rank-0 pod {step.pod_name}", step.outcome)
             if time.monotonic() > deadline:
-                waiting = pod_outcome(pods[0]).describe() if pods else job.describe()
-                raise Failure(description=f"TrainJob {name} did not start within {self.schedule_timeout_s}s: {waiting}")
+                raise Failure(description=f"TrainJob {name} did not start within {self.schedule_timeout_s}s: "
+                                          f"{step.outcome.describe() if step.outcome else 'no rank-0 pod'}")
             time.sleep(self.poll_interval_s)
 
     def _wait_for_train_job(self, custom, name: str) -> Outcome:

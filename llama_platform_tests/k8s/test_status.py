@@ -8,7 +8,7 @@ import json
 import pytest
 from kubernetes.client import ApiClient, V1Pod
 
-from llama_platform.k8s.status import pod_outcome, train_job_failure, train_job_outcome
+from llama_platform.k8s.status import pod_outcome, rank0_step, train_job_failure, train_job_outcome
 
 T0 = "2026-11-30T01:00:00Z"
 
@@ -155,3 +155,29 @@ def test_failed_train_job_names_the_pod_that_caused_it():
     assert "pod dagster-train-evicted" in explained.message and "FailedJobs" in explained.message
     assert train_job_failure(failed, [OOM]).reason == "OOMKilled"
     assert train_job_failure(failed, []) == failed  # pods already gone: the job's own reason stands
+
+
+def _at(p: V1Pod, created: str) -> V1Pod:
+    payload = ApiClient().sanitize_for_serialization(p)
+    payload["metadata"]["creationTimestamp"] = created
+    return ApiClient().deserialize(_Response(payload), "V1Pod")
+
+
+RUNNING_JOB = train_job_payload([CREATED], [_job(active=1)])
+
+
+def test_rank0_step_while_a_train_job_starts():
+    assert rank0_step(train_job_payload([]), []).action == "wait"
+    assert rank0_step(RUNNING_JOB, [UNSCHEDULABLE]).action == "wait"
+    step = rank0_step(RUNNING_JOB, [RUNNING])
+    assert (step.action, step.pod_name) == ("stream", "dagster-train-run")
+    assert rank0_step(RUNNING_JOB, [COMPLETED]).action == "stream"  # short run: read the finished pod's log
+    step = rank0_step(RUNNING_JOB, [IMAGE_PULL])
+    assert (step.action, step.outcome.reason) == ("fail", "ImagePullBackOff")
+    failed_job = train_job_payload([{"type": "Failed", "status": "True", "reason": "FailedJobs"}])
+    step = rank0_step(failed_job, [RUNNING])
+    assert (step.action, step.pod_name) == ("finish", "dagster-train-run")  # the job's end wins; its log is still read
+    assert rank0_step(RUNNING_JOB, [OOM]).action == "finish"  # ran and died: the TrainJob's verdict explains it
+    # After a restart the newest rank-0 pod decides, not the evicted one still listed.
+    old, new = _at(EVICTED, "2026-11-30T01:00:00Z"), _at(RUNNING, "2026-11-30T01:05:00Z")
+    assert rank0_step(RUNNING_JOB, [old, new]).action == "stream"
