@@ -20,7 +20,7 @@ from llama_platform.resources.mlflow import MLflowResource
 from llama_platform.resources.object_store import ObjectStoreResource
 from llama_platform.resources.training import TrainingResource
 from llama_platform.services import free_port
-from llama_platform.settings import load_settings
+from llama_platform.settings import SettingsError, load_settings
 from llama_platform.training.config import TrainConfig
 
 
@@ -121,3 +121,10 @@ def test_k8s_launcher_refuses_a_local_store(tmp_path, mlflow_uri):
                                 instance=instance, raise_on_error=False)
     [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
     assert "needs an s3:// object store" in failure.event_specific_data.error.to_string()
+
+
+@pytest.mark.parametrize("name, value", [("LLAMA_PLATFORM_TRAIN_NODES", "0"), ("LLAMA_PLATFORM_TRAIN_GPUS", "-1"),
+                                         ("LLAMA_PLATFORM_TRAIN_NODES", "two")])
+def test_bad_training_shape_is_a_settings_error(name, value):
+    with pytest.raises(SettingsError, match=name):
+        load_settings({name: value})
