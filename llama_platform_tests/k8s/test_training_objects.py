@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import kubernetes_validate
 import pytest
+import yaml
 from dagster_k8s import PipesK8sClient
 from dagster_k8s.pipes import build_pod_body
 from dagster_pipes import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR
@@ -109,6 +113,18 @@ def test_submitted_pod_passes_kubernetes_validate_strict(pod):
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "train", "namespace": "training"},
            "spec": {"backoffLimit": 0, "template": {"metadata": pod["metadata"], "spec": pod["spec"]}}}
     strict_validate(job)
+
+
+def test_kubernetes_validate_cli_on_the_rendered_manifests(tmp_path, pod, job):
+    """The same check a person or CI runs on files: the pod, and the TrainJob (a CRD kind, which
+    the tool can only warn about: its schema is checked by the SDK model tests below)."""
+    manifest = tmp_path / "training.yaml"
+    manifest.write_text(yaml.safe_dump_all([pod, job], sort_keys=False))
+    cli = Path(sys.executable).parent / "kubernetes-validate"
+    done = subprocess.run([str(cli), "--strict", "-k", K8S_VERSION, str(manifest)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "passed for resource pod/" in done.stdout  # the pod was actually validated
+    assert "Couldn't find schema for kind TrainJob" in done.stdout
 
 
 def test_strict_validation_would_catch_a_wrong_field(pod):
