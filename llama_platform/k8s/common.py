@@ -59,6 +59,7 @@ S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
 # Keys are env var names: boto3 and MLflow read them directly.
 CONFIG_MAP = "llama-platform-config"
 CONFIG_MAP_KEYS = ("AWS_ENDPOINT_URL", "AWS_REGION", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL")
+CONFIG_MAP_OPTIONAL_KEYS = ("AWS_REGION", "MLFLOW_S3_ENDPOINT_URL")
 
 # The label dagster-k8s puts on run/step pods; our training pods and TrainJobs carry it too.
 DAGSTER_RUN_ID_LABEL = "dagster/run-id"
@@ -142,13 +143,14 @@ def secret_key_env(secret_name: str, keys: tuple[str, ...]) -> list[V1EnvVar]:
     ]
 
 
-def config_map_key_env(config_map_name: str, keys: tuple[str, ...]) -> list[V1EnvVar]:
-    """One env var per ConfigMap key; optional, so a key a cluster does not set is simply absent."""
+def config_map_key_env(config_map_name: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[V1EnvVar]:
+    """One env var per ConfigMap key. A missing required key stops the pod from starting
+    (CreateContainerConfigError, which the launcher reports) instead of a confusing default."""
     return [
         V1EnvVar(
             name=key,
             value_from=V1EnvVarSource(
-                config_map_key_ref=V1ConfigMapKeySelector(name=config_map_name, key=key, optional=True)
+                config_map_key_ref=V1ConfigMapKeySelector(name=config_map_name, key=key, optional=key in optional or None)
             ),
         )
         for key in keys

@@ -27,6 +27,7 @@ from kubernetes.client import (
 from llama_platform.k8s.common import (
     CONFIG_MAP,
     CONFIG_MAP_KEYS,
+    CONFIG_MAP_OPTIONAL_KEYS,
     DAGSTER_RUN_ID_LABEL,
     GPU_NODE_SELECTOR,
     GPU_RESOURCE,
@@ -190,7 +191,7 @@ def train_job(
         raise ValueError(f"num_nodes must be >= 1, got {num_nodes}")
     env = [
         *_plain_env(),
-        *config_map_key_env(CONFIG_MAP, CONFIG_MAP_KEYS),
+        *config_map_key_env(CONFIG_MAP, CONFIG_MAP_KEYS, optional=CONFIG_MAP_OPTIONAL_KEYS),
         *secret_key_env(S3_SECRET, S3_SECRET_KEYS),
         *(V1EnvVar(name=k, value=v) for k, v in (extra_env or {}).items()),
     ]

@@ -178,7 +178,8 @@ def test_train_job_env_references_the_secret_and_carries_pipes(job):
     env = {e["name"]: e for e in job["spec"]["trainer"]["env"]}
     for key in common.S3_SECRET_KEYS:
         assert env[key] == {"name": key, "valueFrom": {"secretKeyRef": {"name": common.S3_SECRET, "key": key}}}
-    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["configMapKeyRef"]["name"] == common.CONFIG_MAP
+    assert env["AWS_ENDPOINT_URL"]["valueFrom"]["configMapKeyRef"] == {"name": common.CONFIG_MAP, "key": "AWS_ENDPOINT_URL"}
+    assert env["AWS_REGION"]["valueFrom"]["configMapKeyRef"]["optional"] is True
     assert env[DAGSTER_PIPES_CONTEXT_ENV_VAR]["value"] == PIPES_ENV[DAGSTER_PIPES_CONTEXT_ENV_VAR]
     assert all("value" not in env[k] for k in common.S3_SECRET_KEYS)
 
