@@ -40,10 +40,10 @@ from llama_platform.data.snapshot import write_snapshot, write_snapshot_streamin
 from llama_platform.data.splits import assign_splits  # noqa: E402
 from llama_platform.data.store import open_store  # noqa: E402
 from llama_platform.data.streaming import stream_clean  # noqa: E402
-from llama_platform.sources.corpus import load_corpus  # noqa: E402
+from llama_platform.replay.corpus import load_corpus  # noqa: E402
 from llama_platform.sources.records import RAW_COLUMNS, canonical_json, payload_hash  # noqa: E402
 
-CORPUS = ROOT / "llama_platform" / "sources" / "corpus"
+CORPUS = ROOT / "llama_platform" / "replay" / "corpus"
 RAW_SCHEMA = pa.schema(
     [
         ("source", pa.string()),

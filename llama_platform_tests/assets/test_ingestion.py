@@ -14,9 +14,9 @@ from dagster import MultiPartitionKey, build_sensor_context
 
 from llama_platform.definitions import build_definitions
 from llama_platform.settings import load_settings
-from llama_platform.sources.corpus import load_corpus
-from llama_platform.sources.corpus_generator import write_corpus
-from llama_platform.sources.replay_forge import ReplayForgeServer
+from llama_platform.replay.corpus import load_corpus
+from llama_platform.replay.generator import write_corpus
+from llama_platform.replay.forge import ReplayForgeServer
 from llama_platform.sources.windows import window_of
 
 REPO = "github:tensorflux/tensorflux"

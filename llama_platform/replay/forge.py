@@ -1,6 +1,6 @@
 """Replay forge: a real HTTP server that serves a corpus folder through GitHub's and Gitee's REST APIs.
 
-    python -m llama_platform.sources.replay_forge --corpus DIR --host 127.0.0.1 --port N [--require-token-file F]
+    python -m llama_platform.replay.forge --corpus DIR --host 127.0.0.1 --port N [--require-token-file F]
 
 GitHub REST v3 lives under `/github` (PyGithub: `base_url=http://HOST:PORT/github`), Gitee v5 under
 `/gitee/api/v5`. It implements the parameters and pagination the connectors rely on (state, since,
@@ -64,7 +64,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from llama_platform.services import ServiceProcess, free_port, start_service, wait_http_ok
-from llama_platform.sources.corpus import load_corpus
+from llama_platform.replay.corpus import load_corpus
 from llama_platform.sources.paging import parse_updated
 
 MIN_TS = datetime.min.replace(tzinfo=timezone.utc)
@@ -771,7 +771,7 @@ class ReplayForgeServer:
         return f"{self.url}/api/v3"
 
     def start(self, timeout: float = 30.0) -> "ReplayForgeServer":
-        cmd = [sys.executable, "-m", "llama_platform.sources.replay_forge", "--corpus", str(self.corpus_dir),
+        cmd = [sys.executable, "-m", "llama_platform.replay.forge", "--corpus", str(self.corpus_dir),
                "--host", self.host, "--port", str(self.port)]
         if self.require_token is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
