@@ -142,6 +142,11 @@ def _key(row: dict) -> tuple[str, str, str]:
     return tuple(str(row[k]) for k in KEY)  # type: ignore[return-value]
 
 
+def _keyless(row: dict) -> bool:
+    number = row["number"]
+    return number is None or pd.isna(number) or str(number) == "" or pd.isna(row["updated_at"])
+
+
 def _payload_size(payload: Any) -> int:
     return len(payload) if isinstance(payload, (str, bytes)) else 0
 
@@ -193,6 +198,10 @@ def _process_chunk(chunk: Any, start: int, config: CleaningConfig) -> _ChunkResu
         try:
             rec = _parse(row, config)
         except _Rejected as rej:
+            if _keyless(row):
+                # No number or updated_at: no version to compare, so a key of its own. It is never
+                # `superseded` by (or collapsed with) another keyless row; it is quarantined for what it lacks.
+                out["key"] = (*out["key"][:2], f"{out['key'][2]}\x00row {out['i']}")
             out.update(
                 kind="quarantined",
                 quarantine={
