@@ -146,7 +146,7 @@ def _comment_issue_number(source: str, comment: dict) -> str | None:
         url = comment.get("issue_url")
         return url.rsplit("/", 1)[-1] if isinstance(url, str) else None
     target = (comment.get("target") or {}).get("issue") or {}
-    number = target.get("number")
+    number = target.get("number") if target.get("number") is not None else target.get("id")  # older answers: id only
     return None if number is None else str(number)
 
 

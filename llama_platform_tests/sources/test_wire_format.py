@@ -79,6 +79,14 @@ def test_comments_join_by_issue_id_when_issue_url_names_the_id(legacy_rows):
     assert [c["id"] for c in _payload(by_id[W.ISSUE_ID_BASE + W.LEGACY_PR_NULL])["comments"]] == [900_001]
 
 
+def test_gitee_comments_join_by_issue_id_when_target_lacks_the_number(wire):
+    forge = GiteeForge(wire.gitee_url, None, backoff=0.01, retries=2)
+    pairs = {i["number"]: c for i, c in forge.fetch_issues(W.GITEE_REPO)}
+    assert [c["id"] for c in pairs["I0AAA0"]] == [30_000_001]  # although the issue says comments: 0
+    assert pairs["I0AAA1"] == []
+    assert forge.last_report["orphan_comments"] == 0
+
+
 def test_a_stale_comment_count_is_fetched_then_recorded_as_a_shortfall(legacy_rows):
     forge, rows = legacy_rows
     short = _payload(_rows_by_id(rows)[W.ISSUE_ID_BASE + W.SHORT_COUNT])

@@ -9,6 +9,7 @@ Each trap below is one real-world case the connectors and the cleaning have to s
   NULL_BODY / EMPTY_BODY   `body: null` and `body: ""`: distinct in raw data
   two items without a `number` (one lacks the key, one has null; same updated_at) and one with
   `updated_at: null`: quarantined, each on its own
+`GITEE_REPO`: a Gitee comment whose `target.issue` names its issue by id only, under a stale `comments: 0`.
 `CURSOR_REPO` pages by cursor with `/repositories/{id}/...` `Link` URLs and title-case header names.
 """
 
@@ -109,9 +110,32 @@ def cursor_repo(n: int = 7) -> tuple[list[dict], list[dict]]:
 
 
 CURSOR_WIRE = {"link_style": "cursor", "link_path": "repositories", "header_case": "title"}
+GITEE_REPO = "oldapi/gitee-legacy"
+GITEE_ISSUE_ID = 8_100_001
+
+
+def gitee_repo() -> tuple[list[dict], list[dict]]:
+    """Gitee v5 shapes: `comments: 0` (stale), and a comment whose `target.issue` names the issue by id only."""
+    api = f"https://gitee.com/api/v5/repos/{GITEE_REPO}"
+    user = {"id": 8000446, "login": "zhouxin_dev", "name": "周欣", "url": "https://gitee.com/api/v5/users/zhouxin_dev",
+            "html_url": "https://gitee.com/zhouxin_dev", "remark": "", "type": "User"}
+    issues = [{
+        "id": GITEE_ISSUE_ID + k, "url": f"{api}/issues/I0AAA{k}", "repository_url": api, "html_url": f"https://gitee.com/{GITEE_REPO}/issues/I0AAA{k}",
+        "parent_url": None, "number": f"I0AAA{k}", "parent_id": 0, "depth": 0, "state": "open",
+        "title": f"配置中心启动失败 {k}", "body": "多租户模式开启后，配置中心报错：Connection refused。", "user": user,
+        "labels": [{"id": 180000, "name": "bug", "color": "d73a4a"}], "assignee": None, "collaborators": [],
+        "repository": None, "milestone": None, "created_at": f"2025-03-0{k + 1}T10:00:00+08:00",
+        "updated_at": f"2025-03-0{k + 1}T12:00:00+08:00", "plan_started_at": None, "deadline": None, "finished_at": None,
+        "scheduled_time": 0.0, "comments": 0, "priority": 0, "issue_type": "缺陷", "security_hole": False,
+    } for k in range(2)]
+    comments = [{"id": 30_000_001, "body": "麻烦贴一下完整的异常堆栈和配置。", "user": user, "source": None,
+                 "target": {"issue": {"id": GITEE_ISSUE_ID, "title": issues[0]["title"]}, "pull_request": None},
+                 "created_at": "2025-03-01T11:00:00+08:00", "updated_at": "2025-03-01T11:00:00+08:00"}]
+    return issues, comments
 
 
 def write_wire_corpus(out: Path) -> Path:
     write_repo_file(out, "github", REPO, *legacy_repo())
     write_repo_file(out, "github", CURSOR_REPO, *cursor_repo(), wire=CURSOR_WIRE)
+    write_repo_file(out, "gitee", GITEE_REPO, *gitee_repo())
     return out
