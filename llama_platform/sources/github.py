@@ -225,7 +225,7 @@ class GitHubForge(PagedForge):
             path = f"/repos/{repo}/issues" if kind == "issues" else f"/repos/{repo}/issues/comments"
             # No `page` parameter on the first page: cursor-paged endpoints refuse it.
             params: dict[str, Any] = {"sort": "updated", "direction": "asc", "per_page": self.per_page}
-            if page > 1:  # only a resumed checkpoint written before links were followed
+            if page > 1:  # defensive: the walk follows links, so only a forge without `Link` headers gets here
                 params["page"] = page
             if kind == "issues":
                 params["state"] = "all"

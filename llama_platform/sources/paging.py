@@ -249,10 +249,11 @@ class PagedForge:
         for ref in sorted(set(comments) - joined_refs):
             issue = self._issue(repo, ref)
             if issue is None or issue_identity(issue) in seen_issues:
-                # Not found (deleted, or an id the forge cannot look up): say so, never drop silently.
+                # Not found (deleted, or an id the forge cannot look up), or an issue already yielded
+                # that does not claim them: counted and logged, never dropped silently.
                 report["orphan_comments"] += len(comments[ref])
-                log.warning("%s %s: %d comments name issue %s, which the forge does not return", self.source, repo,
-                            len(comments[ref]), ref)
+                log.warning("%s %s: %d comments name issue %s, which this fetch cannot attach them to", self.source,
+                            repo, len(comments[ref]), ref)
                 continue
             seen_issues.setdefault(issue_identity(issue), set()).add(_version(issue))
             report["orphan_issues_fetched"] += 1
