@@ -106,8 +106,8 @@ class GiteeForge(PagedForge):
         of objects; `later_page`: a 404 means the page, not the repo, is missing."""
 
         def bad(what: str) -> Retry:
-            return Retry(what, BadPayload(redact(f"Gitee {path} page {params.get('page', 1)} answered 200 with {what}",
-                                                 self._token), 200))
+            where = f"{path} page {params['page']}" if "page" in params else path
+            return Retry(what, BadPayload(redact(f"Gitee {where} answered 200 with {what}", self._token), 200))
 
         def attempt() -> tuple[httpx.Response, Any]:
             try:

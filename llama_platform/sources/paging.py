@@ -213,7 +213,9 @@ class PagedForge:
             number = issue.get("number")
             expected = issue.get("comments")
             if number is None or number == "":
-                report["keyless_items"] += 1
+                report["keyless_items"] += 1  # no number to fetch its comments by: a shortfall is recorded
+                if isinstance(expected, int) and expected > len(joined):
+                    report["comment_shortfall"][issue_identity(issue)] = {"expected": expected, "attached": len(joined)}
             elif isinstance(expected, int) and expected > len(joined):
                 # Older comments of an issue updated since `since`, or one added mid-fetch.
                 joined = self._issue_comments(repo, str(number))
