@@ -15,7 +15,7 @@ from typing import Mapping
 PROFILES = ("local", "k8s")
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_REPOS_FILE = PACKAGE_DIR / "repos.yaml"
-SHIPPED_CORPUS_DIR = PACKAGE_DIR / "sources" / "corpus"
+SHIPPED_CORPUS_DIR = PACKAGE_DIR / "replay" / "corpus"
 
 # Names of the env vars that hold secrets. Resources get them as dagster.EnvVar so the value
 # is resolved at run time and never shown in the UI, logs or run config.
