@@ -136,6 +136,7 @@ def build_resources(settings: Settings) -> dict:
         resources["endpoint"] = KServeEndpointResource(
             tracking_uri=settings.mlflow_tracking_uri, public_url=settings.serving_url,
             prometheus_url=settings.prometheus_url, api_key=_secret(SERVING_API_KEY_ENV, settings),
+            kubeconfig_file=settings.kubeconfig,
         )
     return resources
 

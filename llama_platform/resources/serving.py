@@ -144,6 +144,8 @@ class KServeEndpointResource(EndpointResource):
     gpus: int = 1
     min_replicas: int = 1
     max_replicas: int = 4
+    # None: in-cluster config; else a kubeconfig file (as KubernetesResource).
+    kubeconfig_file: Optional[str] = None
 
     @property
     def url(self) -> str:
@@ -158,11 +160,11 @@ class KServeEndpointResource(EndpointResource):
     def _api(self):
         from kubernetes import client, config
 
-        try:
-            config.load_incluster_config()
-        except config.ConfigException:
-            config.load_kube_config()
-        return client.CustomObjectsApi()
+        if self.kubeconfig_file is None:  # in-cluster: the Dagster run pod's service account
+            configuration = client.Configuration()
+            config.load_incluster_config(client_configuration=configuration)
+            return client.CustomObjectsApi(client.ApiClient(configuration))
+        return client.CustomObjectsApi(config.new_client_from_config(config_file=self.kubeconfig_file))
 
     def _current(self, api) -> Optional[dict]:
         from kubernetes.client.exceptions import ApiException
