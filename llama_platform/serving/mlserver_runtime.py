@@ -2,7 +2,8 @@
 
 Same `TriageService` as the KServe predictor (triage.py): same parsing, features, batcher and model,
 so both runtimes give the same answers. Serves the Open Inference Protocol V2 (MLServer's own
-/v2/models/<name>/infer) and, as a custom handler, KServe V1's /v1/models/<name>:predict.
+/v2/models/<name>/infer) and, as custom handlers, KServe V1's /v1/models/<name>:predict and the
+OpenAI-compatible /v1/chat/completions and /v1/models (routes.py).
 
 model-settings.json:
 
@@ -21,15 +22,18 @@ MLServer's own adaptive batching stays off: the shared batcher does it, the same
 from __future__ import annotations
 
 import importlib
+import time
 import uuid
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
 from mlserver import MLModel
 from mlserver.errors import MLServerError
 from mlserver.handlers import custom_handler
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
 
+from llama_platform.serving.routes import chat_completions, models_body
 from llama_platform.serving.triage import (
     BadRequest,
     Overloaded,
@@ -73,6 +77,7 @@ class TriageRuntime(MLModel):
                                      tracking_uri=extra.get("tracking_uri"), feature_lookup=feature_lookup,
                                      limits=limits, source_note=note)
         self.service.load()
+        self._created = int(time.time())
         self.ready = True
         return self.ready
 
@@ -105,3 +110,12 @@ class TriageRuntime(MLModel):
         except BadRequest as exc:
             raise MLServerError(str(exc), status_code=400) from None
         return {"predictions": await self._run(instances)}
+
+    @custom_handler(rest_path="/v1/chat/completions")
+    async def openai_chat(self, request: Request) -> Response:
+        """OpenAI-compatible chat completions, the same handler as on the KServe app (routes.py)."""
+        return await chat_completions(self.service, self.name, request)
+
+    @custom_handler(rest_path="/v1/models", rest_method="GET")
+    async def openai_models(self) -> dict:
+        return models_body(self.name, self._created)

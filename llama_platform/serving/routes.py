@@ -2,7 +2,8 @@
 maintainers' page and its JSON call.
 
 OpenAI mapping (KServe 0.21 registers its own /openai/v1/... routes only with vLLM, absent on CPU,
-so these are served by the same FastAPI app, behind the same keys, queue and batcher):
+so these are served by the same FastAPI app, behind the same keys, queue and batcher; the MLServer
+runtime registers the same two OpenAI routes as custom handlers):
 
 - `GET /v1/models` lists the served model in OpenAI's shape (`{"object": "list", "data": [...]}`)
   and, in the same body, KServe V1's `{"models": [...]}`: one path, both clients satisfied.
@@ -26,10 +27,10 @@ import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 
 from llama_platform.serving.page import PAGE_HTML
-from llama_platform.serving.triage import BadRequest, TriageService, parse_instance
+from llama_platform.serving.triage import BadRequest, Overloaded, TriageService, parse_instance
 
 
 def _openai_error(status: int, message: str, param: str | None = None) -> JSONResponse:
@@ -95,53 +96,65 @@ def chat_instance(body: Any) -> dict:
     return parse_instance({"title": fields["title"], "body": fields.get("body", ""), "repo": repo}, 0)
 
 
+def models_body(model_name: str, created: int) -> dict:
+    card = {"id": model_name, "object": "model", "created": created, "owned_by": "llama-platform"}
+    return {"object": "list", "data": [card], "models": [model_name]}
+
+
+async def chat_completions(service: TriageService, model_name: str, request: Request) -> Response:
+    """POST /v1/chat/completions, for either runtime (the MLServer one registers it as a custom handler)."""
+    try:
+        body = await _json_body(request)
+        if isinstance(body, dict) and body.get("model") not in (model_name, None):
+            return _openai_error(404, f"model {body.get('model')!r} not found; this endpoint serves {model_name!r}",
+                                 "model")
+        instance = chat_instance(body)
+        (result,) = await service.predict([instance])
+    except BadRequest as exc:
+        return _openai_error(400, str(exc))
+    except Overloaded as exc:
+        response = _openai_error(503, str(exc))
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    labels = result["labels"]
+    triage = {**result, "context": instance.get("features") or {}}
+    cid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+    if not body.get("stream"):
+        return JSONResponse({
+            "id": cid, "object": "chat.completion", "created": now, "model": model_name,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": ", ".join(labels)},
+                         "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+            "triage": triage,
+        })
+
+    def chunk(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
+        event = {"id": cid, "object": "chat.completion.chunk", "created": now, "model": model_name,
+                 "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+                 **(extra or {})}
+        return f"data: {json.dumps(event)}\n\n"
+
+    async def events():
+        yield chunk({"role": "assistant", "content": ""})
+        for i, label in enumerate(labels):
+            yield chunk({"content": (", " if i else "") + label})
+        yield chunk({}, "stop", {"triage": triage})
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+
+
 def build_router(service: TriageService, model_name: str) -> APIRouter:
     router = APIRouter()
     created = int(time.time())
 
     @router.get("/v1/models")
     async def list_models() -> dict:
-        card = {"id": model_name, "object": "model", "created": created, "owned_by": "llama-platform"}
-        return {"object": "list", "data": [card], "models": [model_name]}
+        return models_body(model_name, created)
 
     @router.post("/v1/chat/completions")
-    async def chat_completions(request: Request):
-        try:
-            body = await _json_body(request)
-            if isinstance(body, dict) and body.get("model") not in (model_name, None):
-                return _openai_error(404, f"model {body.get('model')!r} not found; this endpoint serves {model_name!r}",
-                                     "model")
-            instance = chat_instance(body)
-            (result,) = await service.predict([instance])
-        except BadRequest as exc:
-            return _openai_error(400, str(exc))
-        labels = result["labels"]
-        triage = {**result, "context": instance.get("features") or {}}
-        cid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
-        if not body.get("stream"):
-            return {
-                "id": cid, "object": "chat.completion", "created": now, "model": model_name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": ", ".join(labels)},
-                             "finish_reason": "stop", "logprobs": None}],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
-                "triage": triage,
-            }
-
-        def chunk(delta: dict, finish: str | None = None, extra: dict | None = None) -> str:
-            event = {"id": cid, "object": "chat.completion.chunk", "created": now, "model": model_name,
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-                     **(extra or {})}
-            return f"data: {json.dumps(event)}\n\n"
-
-        async def events():
-            yield chunk({"role": "assistant", "content": ""})
-            for i, label in enumerate(labels):
-                yield chunk({"content": (", " if i else "") + label})
-            yield chunk({}, "stop", {"triage": triage})
-            yield "data: [DONE]\n\n"
-
-        return StreamingResponse(events(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache"})
+    async def chat(request: Request) -> Response:
+        return await chat_completions(service, model_name, request)
 
     @router.post("/v1/triage")
     async def triage(request: Request):

@@ -145,3 +145,24 @@ def test_real_model_same_answers_in_both_runtimes(tmp_path):
         assert set(a["scores"]) == set(LABELS)
         assert a["scores"] == pytest.approx(b["scores"], abs=1e-4)
     assert ml_v2["scores"]["data"] == pytest.approx(ks_v2["scores"]["data"], abs=1e-4)
+
+
+def test_openai_client_gets_the_same_answers_from_both_runtimes(runtimes):
+    import openai
+
+    ml_url, ks_url, _ = runtimes
+    message = {"role": "user", "content": "Title: Docs: typo on the install page\nBody: pip isntall"}
+    answers = {}
+    for runtime, url in (("mlserver", ml_url), ("kserve", ks_url)):
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0, timeout=30)
+        assert [m.id for m in client.models.list().data] == [MODEL]
+        done = client.chat.completions.create(model=MODEL, messages=[message], metadata={"repo": "octo/tools"})
+        streamed = client.chat.completions.create(model=MODEL, messages=[message], metadata={"repo": "octo/tools"},
+                                                  stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in streamed)
+        answers[runtime] = (done.choices[0].message.content, text, done.model_extra["triage"])
+        with pytest.raises(openai.BadRequestError, match="name the repository"):
+            client.chat.completions.create(model=MODEL, messages=[message])
+    assert answers["mlserver"] == answers["kserve"]
+    assert answers["mlserver"][0] == answers["mlserver"][1] == "docs"
+    assert answers["mlserver"][2]["context"] == {"repo_stars": len("octo/tools"), "repo_open_issues": 3}
