@@ -66,7 +66,8 @@ def start_server(model_dir: Path | None, work: Path, batching: bool, args):
                "--rate-per-s", "1e6", "--burst", "1e6"]
     else:
         cmd = [sys.executable, "-m", "llama_platform.serving.server", "--model-dir", str(model_dir),
-               "--host", "127.0.0.1", "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms)]
+               "--host", "127.0.0.1", "--max-batch", str(args.max_batch), "--max-wait-ms", str(args.max_wait_ms),
+               "--batch-workers", str(args.batch_workers)]
     cmd += ["--name", MODEL, "--http-port", str(port), "--max-queue", "1024"]
     if not batching:
         cmd.append("--no-batching")
@@ -143,6 +144,7 @@ def main() -> int:
     p.add_argument("--requests", type=int, default=96, help="requests per concurrency level")
     p.add_argument("--max-batch", type=int, default=32)
     p.add_argument("--max-wait-ms", type=float, default=10.0)
+    p.add_argument("--batch-workers", type=int, default=1, help="model calls at once when batching")
     p.add_argument("--flat-cost-ms", type=float, default=0.0,
                    help="instead of the real model, a stand-in whose every model call takes this long whatever "
                         "the batch size (what an accelerator looks like); shows the batcher's own effect")
@@ -153,8 +155,8 @@ def main() -> int:
         print(f"model: flat-cost stand-in, {args.flat_cost_ms} ms per model call (NOT the real model)")
     else:
         model_dir = Path(args.model_dir) if args.model_dir else train_tiny_model(work)
-        print(f"model: {model_dir} (tiny Llama 4 + LoRA on CPU; torch: 1 thread per call unbatched, "
-              "all cores for the one call at a time batched)")
+        print(f"model: {model_dir} (tiny Llama 4 + LoRA on CPU, 1 torch thread per model call; "
+              f"batched: {args.batch_workers} model call(s) at once)")
     rows = run_mode(model_dir, work, True, args) + run_mode(model_dir, work, False, args)
     print(f"{'mode':<10} {'clients':>7} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} "
           f"{'dropped':>7} {'batch':>6}")

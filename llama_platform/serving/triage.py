@@ -226,19 +226,22 @@ class _Pending:
 class MicroBatcher:
     """Gathers the prompts of concurrent requests into one model call.
 
-    One worker runs the model, one batch at a time, in a thread (the event loop stays free for
-    probes). A batch starts when `max_batch` prompts are waiting or the oldest has waited `max_wait_s`;
+    `workers` model calls run at once, each in a thread (the event loop stays free for probes): one
+    for an accelerator, one per core on a CPU where a single call is single-threaded. A batch starts when `max_batch` prompts are waiting or the oldest has waited `max_wait_s`;
     while a batch runs, the next one fills up, so under load batches grow by themselves. A request is
     never split (one larger than max_batch runs alone). Written here rather than taken from a library:
     KServe 0.21 has no in-process batcher (its batcher is an agent sidecar in k8s) and MLServer's
     adaptive batching lives inside MLServer; this one serves both runtimes the same way.
     """
 
-    def __init__(self, fn: Callable[[list[str]], list[dict]], max_batch: int = 32, max_wait_s: float = 0.01):
+    def __init__(self, fn: Callable[[list[str]], list[dict]], max_batch: int = 32, max_wait_s: float = 0.01,
+                 workers: int = 1):
         self.fn = fn
         self.max_batch = max_batch
         self.max_wait_s = max_wait_s
+        self.workers = workers
         self._pending: list[_Pending] = []
+        self._calls: set[asyncio.Task] = set()
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task | None = None
 
@@ -268,9 +271,13 @@ class MicroBatcher:
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
+        free = asyncio.Semaphore(self.workers)
         while True:
             await self._wakeup.wait()
             self._wakeup.clear()
+            if not self._pending:
+                continue
+            await free.acquire()  # the next batch fills up while every worker is busy
             deadline = loop.time() + self.max_wait_s
             while self._pending and self.queued < self.max_batch and loop.time() < deadline:
                 await asyncio.sleep(min(0.001, max(0.0, deadline - loop.time())))
@@ -278,22 +285,30 @@ class MicroBatcher:
             if self._pending:
                 self._wakeup.set()  # leftovers start the next round right away
             if not batch:
+                free.release()
                 continue
-            prompts = [p for item in batch for p in item.prompts]
-            metrics.BATCH_SIZE.observe(len(prompts))
-            try:
-                results = await asyncio.to_thread(self.fn, prompts)
-            except Exception as exc:  # every waiting request gets the error; nothing hangs
-                for item in batch:
-                    if not item.future.done():
-                        item.future.set_exception(exc)
-                continue
-            start = 0
+            task = loop.create_task(self._call(batch, free))
+            self._calls.add(task)  # keep a reference until it is done
+            task.add_done_callback(self._calls.discard)
+
+    async def _call(self, batch: list[_Pending], free: asyncio.Semaphore) -> None:
+        prompts = [p for item in batch for p in item.prompts]
+        metrics.BATCH_SIZE.observe(len(prompts))
+        try:
+            results = await asyncio.to_thread(self.fn, prompts)
+        except Exception as exc:  # every waiting request gets the error; nothing hangs
             for item in batch:
-                part = results[start : start + len(item.prompts)]
-                start += len(item.prompts)
                 if not item.future.done():
-                    item.future.set_result(part)
+                    item.future.set_exception(exc)
+            return
+        finally:
+            free.release()
+        start = 0
+        for item in batch:
+            part = results[start : start + len(item.prompts)]
+            start += len(item.prompts)
+            if not item.future.done():
+                item.future.set_result(part)
 
 
 # ---------------------------------------------------------------- the service
@@ -306,6 +321,7 @@ class ServiceLimits:
     batching: bool = True
     max_batch: int = 32
     max_wait_s: float = 0.01
+    batch_workers: int = 1  # model calls at once when batching
 
 
 @dataclass
@@ -334,7 +350,8 @@ class TriageService:
             model_dir = self.model_dir or download_model(self.model_uri, self.tracking_uri, self.download_dir)
             self.model = load_triage_model(Path(model_dir))
         if self.limits.batching:
-            self._batcher = MicroBatcher(self._predict_by_length, self.limits.max_batch, self.limits.max_wait_s)
+            self._batcher = MicroBatcher(self._predict_by_length, self.limits.max_batch, self.limits.max_wait_s,
+                                         self.limits.batch_workers)
 
     def _predict_by_length(self, prompts: list[str]) -> list[dict]:
         """One model call with the prompts sorted by length (the model pads each chunk to its longest
@@ -352,7 +369,7 @@ class TriageService:
             "model_uri": self.model_uri or (str(self.model_dir) if self.model_dir else "in-process"),
             "source": self.source_note,
             "batching": {"on": self.limits.batching, "max_batch": self.limits.max_batch,
-                         "max_wait_ms": round(self.limits.max_wait_s * 1000, 3)},
+                         "max_wait_ms": round(self.limits.max_wait_s * 1000, 3), "workers": self.limits.batch_workers},
         }
 
     def check_size(self, instances: list[dict]) -> None:
