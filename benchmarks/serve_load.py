@@ -8,6 +8,13 @@ and drives each with asyncio httpx clients, each client sending its next request
 answered. Every level sends the same number of requests. Prints throughput, p50/p95/p99 latency,
 errors and dropped requests (sent - answered) per level, and
 batched_ratio = batched / unbatched throughput at 16 clients (goal: >= 3, zero errors, zero dropped).
+
+Measured on the 2-core shared CPU box (2026-11-30), zero errors and zero dropped in every run:
+the real tiny model gives batched_ratio 0.90 (1 batch worker; 1.05 and 0.56 before batches were sorted
+by length) and 1.12 and 1.04 (--batch-workers 2): the model
+is compute-bound on a CPU (~90 ms of compute per prompt at batch 1 and at batch 32, profiled), so a
+batch costs its size and batching only saves the ~10% per-call overhead. With --flat-cost-ms 50 (a
+call costs the same whatever its size, as on an accelerator) the same server gives 5.0, 6.4 and 6.9.
 """
 
 from __future__ import annotations
