@@ -123,7 +123,7 @@ def document_ids(position_ids: torch.Tensor) -> torch.Tensor:
     The same rule transformers applies (`masking_utils.find_packed_sequence_indices`).
     """
     restarts = torch.diff(position_ids, prepend=position_ids[:, :1] - 1, dim=-1) != 1
-    return restarts.cumsum(-1) - 1
+    return restarts.cumsum(-1)
 
 
 def enable_document_masking(model: torch.nn.Module, implementation: str | None = None) -> str:
