@@ -8,10 +8,11 @@ instead, and three things keep every issue independent of its row-mates:
 - attention is causal AND same-document. transformers (5.x) does this itself: when a forward gets
   `position_ids` and *no* `attention_mask`, its mask builders (`masking_utils.create_causal_mask`,
   also the chunked one Llama 4 uses) detect the restarts and AND a same-sequence mask into the
-  causal one, for every attention implementation that builds masks: a FlexAttention BlockMask
-  (`flex_attention`, CUDA) or a dense boolean block-diagonal mask (`sdpa`, the CPU training path;
-  flex attention has no CPU backward in torch 2.13). So no attention function of our own is
-  needed: `enable_document_masking` only picks the implementation;
+  causal one, for every attention implementation that builds masks. On CUDA that is a
+  FlexAttention BlockMask (`flex_attention`, compiled; it skips the blocks the mask rules out).
+  flex attention has no CPU backward in torch 2.13, and `sdpa` gets a dense block-diagonal mask
+  whose masked-out pairs it still computes, so the CPU training path is `sdpa_documents`
+  (attention.py): causal sdpa per document, found from the same mask function;
 - the loss never crosses a boundary: labels are IGNORE_INDEX on prompt tokens and on each issue's
   first token (the one the previous issue's last token would otherwise be asked to predict).
 
@@ -28,10 +29,11 @@ from typing import Any, Sequence
 
 import torch
 
+from llama_platform.training.attention import SDPA_DOCUMENTS
 from llama_platform.training.batching import IGNORE_INDEX, Encoded
 
 # Attention implementations whose mask builders honour packed position ids (see the docstring).
-DOCUMENT_MASKING_IMPLEMENTATIONS = ("flex_attention", "sdpa", "eager")
+DOCUMENT_MASKING_IMPLEMENTATIONS = ("flex_attention", SDPA_DOCUMENTS, "sdpa", "eager")
 
 
 def pack_examples(examples: Sequence[Encoded], seq_len: int) -> list[list[int]]:
@@ -131,14 +133,15 @@ def enable_document_masking(model: torch.nn.Module, implementation: str | None =
     attention implementation chosen.
 
     By default flex attention where the model sits on CUDA (a compiled BlockMask kernel that skips
-    fully masked blocks, so cost follows the documents' lengths, not the row's), else sdpa with a
-    dense boolean mask (CPU: flex attention has no CPU backward in torch 2.13). Works on a peft
-    wrapper too (it sets the implementation on the wrapped transformers model).
+    fully masked blocks, so cost follows the documents' lengths, not the row's), else
+    `sdpa_documents` (causal sdpa per document; flex attention has no CPU backward in torch 2.13).
+    `sdpa` (a dense block-diagonal mask) also works. Works on a peft wrapper too (it sets the
+    implementation on the wrapped transformers model).
     """
     base: Any = _unwrap_peft(model)
     if implementation is None:
         device = next(base.parameters()).device
-        implementation = "flex_attention" if device.type == "cuda" else "sdpa"
+        implementation = "flex_attention" if device.type == "cuda" else SDPA_DOCUMENTS
     if implementation not in DOCUMENT_MASKING_IMPLEMENTATIONS:
         raise ValueError(
             f"attention implementation {implementation!r} does not build document masks from packed "

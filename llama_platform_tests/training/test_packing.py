@@ -113,9 +113,9 @@ def packed_and_alone_logits(model, examples, rows, implementation):
     return pairs
 
 
-@pytest.mark.parametrize("implementation", ["sdpa", "flex_attention"])
+@pytest.mark.parametrize("implementation", ["sdpa_documents", "sdpa", "flex_attention"])
 def test_packed_logits_equal_each_issue_alone_fp32(implementation):
-    """Forward only: flex attention has no CPU backward (torch 2.13); sdpa trains below."""
+    """Forward only: flex attention has no CPU backward (torch 2.13); the CPU path trains below."""
     model = tiny_model().eval()
     use_routed_experts(model)
     examples = make_examples([17, 30, 9, 25, 40])
@@ -128,25 +128,28 @@ def test_packed_logits_equal_each_issue_alone_fp32(implementation):
         torch.testing.assert_close(packed, alone, rtol=1e-4, atol=2e-5)
 
 
-def test_without_restarting_positions_issues_see_each_other():
+@pytest.mark.parametrize("implementation", ["sdpa_documents", "sdpa"])
+def test_without_restarting_positions_issues_see_each_other(implementation):
     """The negative control: the same row with running positions (or with an attention_mask,
     which turns off transformers' packed-sequence detection) changes the later issues' logits."""
     model = tiny_model().eval()
-    enable_document_masking(model, "sdpa")
+    enable_document_masking(model, implementation)
     examples = make_examples([20, 20])
     batch = collate_packed([examples], PAD)
     with torch.no_grad():
         alone = model(input_ids=torch.tensor([examples[1].input_ids])).logits[0]
         masked = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0, 20:]
         running = model(input_ids=batch["input_ids"]).logits[0, 20:]
-        with_mask = model(
-            input_ids=batch["input_ids"],
-            position_ids=batch["position_ids"],
-            attention_mask=torch.ones_like(batch["input_ids"]),
-        ).logits[0, 20:]
     torch.testing.assert_close(masked, alone, rtol=1e-4, atol=2e-5)
     assert (running - alone).abs().max() > 1e-3
-    assert (with_mask - alone).abs().max() > 1e-3
+    if implementation == "sdpa":
+        with torch.no_grad():
+            with_mask = model(
+                input_ids=batch["input_ids"],
+                position_ids=batch["position_ids"],
+                attention_mask=torch.ones_like(batch["input_ids"]),
+            ).logits[0, 20:]
+        assert (with_mask - alone).abs().max() > 1e-3
 
 
 def test_packed_training_step_equals_issues_alone_fp32():
@@ -159,7 +162,7 @@ def test_packed_training_step_equals_issues_alone_fp32():
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.02)
     alone_model = copy.deepcopy(packed_model)
-    enable_document_masking(packed_model)  # sdpa on CPU
+    assert enable_document_masking(packed_model) == "sdpa_documents"  # the CPU default
     examples = make_examples([17, 30, 9, 25, 40], response=6)
     rows = pack_examples(examples, 64)
 
@@ -197,3 +200,30 @@ def test_response_loss_equals_the_models_own_loss():
 def test_enable_document_masking_refuses_implementations_without_packed_masks():
     with pytest.raises(ValueError, match="does not build document masks"):
         enable_document_masking(tiny_model(), "flash_attention_2")
+
+
+def test_span_mask_finds_documents_and_chunks():
+    """sdpa_documents' spans: one per issue, and Llama 4's chunked layers split an issue at its
+    chunk boundaries (chunk size 8 here); a padding mask is refused, not ignored."""
+    config = tiny_llama4_config(vocab_size=VOCAB, pad_token_id=PAD)
+    config.attention_chunk_size = 8
+    config.layer_types = ["chunked_attention", "full_attention"] * 2
+    model = build_model(config, seed=0).eval()
+    enable_document_masking(model, "sdpa_documents")
+    examples = make_examples([5, 12, 7])
+    batch = collate_packed([examples], PAD)
+    spans = {}
+
+    def record(module, args, kwargs):
+        spans.setdefault(module.layer_idx, kwargs["attention_mask"].spans)
+
+    for layer in model.model.layers:
+        layer.self_attn.register_forward_pre_hook(record, with_kwargs=True)
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
+        alone = [model(input_ids=torch.tensor([e.input_ids])).logits[0] for e in examples]
+    assert spans[1] == (((0, 5), (5, 17), (17, 24)),)  # full attention: the three issues
+    assert spans[0] == (((0, 5), (5, 13), (13, 17), (17, 24)),)  # chunked: issue 2 split at 8 tokens
+    torch.testing.assert_close(packed, torch.cat(alone), rtol=1e-4, atol=2e-5)
+    with pytest.raises(ValueError, match="without padding masks"):
+        model(input_ids=batch["input_ids"], attention_mask=torch.tensor([[1] * 20 + [0] * 4]))
