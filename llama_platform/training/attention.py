@@ -16,8 +16,9 @@ attention only (CUDA). It plugs into transformers the documented way: an attenti
 builder does not materialise an (L x L) mask: it evaluates transformers' own mask function
 (causal AND same document AND same chunk, from packed position ids) only on the sub-diagonal
 (may token q see token q - 1?) to find where spans start. That is exact for masks that are causal
-within contiguous spans (causal, chunked-causal, packed documents: all Llama 4 text uses) and
-not for sliding windows, which it refuses. Training only: no KV cache, no padding mask.
+within contiguous spans (causal, chunked-causal, packed documents: all Llama 4 text uses).
+Everything else (a KV cache, a padding mask, a sliding window: evaluation and generation with the
+same model object) falls back to transformers' own sdpa mask and attention, unchanged.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 from transformers import AttentionInterface
-from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 SDPA_DOCUMENTS = "sdpa_documents"
 
@@ -50,15 +52,20 @@ def span_mask(
     attention_mask: torch.Tensor | None = None,
     config: Any = None,
     **kwargs: Any,
-) -> SpanMask:
+) -> SpanMask | torch.Tensor | None:
     """AttentionMaskInterface builder for `sdpa_documents` (see the module docstring)."""
-    if q_length != kv_length or q_offset or kv_offset:
-        raise ValueError(f"{SDPA_DOCUMENTS} is for training (no KV cache); got q {q_length}, kv {kv_length}")
-    if attention_mask is not None and not bool(attention_mask.all()):
-        raise ValueError(f"{SDPA_DOCUMENTS} takes packed rows without padding masks (pass position_ids only)")
-    if getattr(config, "sliding_window", None):
-        raise ValueError(f"{SDPA_DOCUMENTS} cannot express sliding-window attention")
     assert mask_function is not None
+    if (
+        q_length != kv_length
+        or q_offset
+        or kv_offset
+        or (attention_mask is not None and not bool(attention_mask.all()))
+        or getattr(config, "sliding_window", None)
+    ):
+        return sdpa_mask(
+            batch_size, q_length, kv_length, q_offset=q_offset, kv_offset=kv_offset,
+            mask_function=mask_function, attention_mask=attention_mask, config=config, **kwargs,
+        )
     device = kwargs.get("device", "cpu")
     batch = torch.arange(batch_size, device=device)[:, None]
     q = torch.arange(1, q_length, device=device)[None, :]
@@ -81,12 +88,10 @@ def sdpa_documents_attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """AttentionInterface function: causal sdpa per span. q/k/v are (B, heads, L, head_dim)."""
-    if attention_mask is None:  # transformers found no mask to build: one causal span per row
-        spans = tuple(((0, query.shape[2]),) for _ in range(query.shape[0]))
-    elif isinstance(attention_mask, SpanMask):
-        spans = attention_mask.spans
-    else:
-        raise TypeError(f"{SDPA_DOCUMENTS} got a {type(attention_mask).__name__} mask; build it with span_mask")
+    if not isinstance(attention_mask, SpanMask):  # span_mask fell back to sdpa's own mask
+        return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
+                                      **kwargs)
+    spans = attention_mask.spans
     gqa = query.shape[1] != key.shape[1]
     rows = []
     for b, row_spans in enumerate(spans):

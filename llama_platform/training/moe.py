@@ -53,7 +53,9 @@ class RoutedLlama4TextExperts(Llama4TextExperts):
         expert_ids = top_k_index.reshape(-1)
         order = torch.argsort(expert_ids, stable=True)
         routed_in = hidden_states[order // top_k] * top_k_weights.reshape(-1, 1)[order].to(hidden_states.dtype)
-        tokens_per_expert = torch.bincount(expert_ids, minlength=self.num_experts)
+        # Not bincount: its output size depends on the data (a host sync on CUDA).
+        tokens_per_expert = torch.zeros(self.num_experts, dtype=torch.long, device=expert_ids.device)
+        tokens_per_expert.scatter_add_(0, expert_ids, torch.ones_like(expert_ids))
 
         if self._use_grouped_mm(gate_up_proj):
             offsets = torch.cumsum(tokens_per_expert, dim=0, dtype=torch.int32)

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from llama_platform.training.batching import IGNORE_INDEX, Encoded
+from llama_platform.training.batching import IGNORE_INDEX, Encoded, collate
 from llama_platform.training.loss import response_loss
 from llama_platform.training.model import apply_lora, build_model, tiny_llama4_config
 from llama_platform.training.moe import use_routed_experts
@@ -204,7 +204,7 @@ def test_enable_document_masking_refuses_implementations_without_packed_masks():
 
 def test_span_mask_finds_documents_and_chunks():
     """sdpa_documents' spans: one per issue, and Llama 4's chunked layers split an issue at its
-    chunk boundaries (chunk size 8 here); a padding mask is refused, not ignored."""
+    chunk boundaries (chunk size 8 here); a padded batch falls back to plain sdpa (evaluation)."""
     config = tiny_llama4_config(vocab_size=VOCAB, pad_token_id=PAD)
     config.attention_chunk_size = 8
     config.layer_types = ["chunked_attention", "full_attention"] * 2
@@ -215,15 +215,36 @@ def test_span_mask_finds_documents_and_chunks():
     spans = {}
 
     def record(module, args, kwargs):
-        spans.setdefault(module.layer_idx, kwargs["attention_mask"].spans)
+        spans[module.layer_idx] = kwargs["attention_mask"].spans
 
-    for layer in model.model.layers:
-        layer.self_attn.register_forward_pre_hook(record, with_kwargs=True)
+    hooks = [layer.self_attn.register_forward_pre_hook(record, with_kwargs=True) for layer in model.model.layers]
     with torch.no_grad():
         packed = model(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits[0]
+    for hook in hooks:
+        hook.remove()
+    with torch.no_grad():
         alone = [model(input_ids=torch.tensor([e.input_ids])).logits[0] for e in examples]
     assert spans[1] == (((0, 5), (5, 17), (17, 24)),)  # full attention: the three issues
     assert spans[0] == (((0, 5), (5, 13), (13, 17), (17, 24)),)  # chunked: issue 2 split at 8 tokens
     torch.testing.assert_close(packed, torch.cat(alone), rtol=1e-4, atol=2e-5)
-    with pytest.raises(ValueError, match="without padding masks"):
-        model(input_ids=batch["input_ids"], attention_mask=torch.tensor([[1] * 20 + [0] * 4]))
+    padded = collate([examples[0], examples[2]], PAD)
+    with torch.no_grad():
+        got = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+        enable_document_masking(model, "sdpa")
+        want = model(input_ids=padded["input_ids"], attention_mask=padded["attention_mask"]).logits
+    mask = padded["attention_mask"].bool()
+    torch.testing.assert_close(got[mask], want[mask])
+
+
+def test_sdpa_documents_generates_like_sdpa():
+    """With a KV cache (generation) sdpa_documents is transformers' sdpa, token for token."""
+    model = tiny_model().eval()
+    prompt = torch.tensor([make_examples([9])[0].input_ids])
+    outputs = {}
+    for implementation in ("sdpa_documents", "sdpa"):
+        enable_document_masking(model, implementation)
+        outputs[implementation] = model.generate(
+            prompt, max_new_tokens=6, do_sample=False, use_cache=True, pad_token_id=PAD
+        )
+    assert outputs["sdpa_documents"].shape[1] == prompt.shape[1] + 6
+    assert torch.equal(outputs["sdpa_documents"], outputs["sdpa"])
