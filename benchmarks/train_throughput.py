@@ -29,6 +29,7 @@ FFN widths 2x / 4x hidden, GQA 2:1, the output head's share of the FLOPs) at hid
 from __future__ import annotations
 
 import argparse
+import copy
 import gc
 import json
 import math
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -293,6 +295,81 @@ def run_trainer(
     return result
 
 
+def device_checks(device: torch.device, log: Callable[[str], None]) -> dict[str, float]:
+    """Correctness on this device before timing (the CPU test suite cannot reach the CUDA kernels):
+    in fp32, routed-only MoE equals transformers' MoE (forward and gradients); the grouped_mm
+    kernel (bf16) agrees with the per-expert loop; and a packed, document-masked row (the
+    implementation enable_document_masking picks here: flex attention on CUDA) gives each issue's
+    logits and LoRA gradients as the issues run alone. Raises AssertionError on a mismatch."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import Llama4ForCausalLM, Llama4TextConfig
+
+    config = Llama4TextConfig(
+        vocab_size=512, hidden_size=128, intermediate_size=128, intermediate_size_mlp=256, num_hidden_layers=4,
+        num_attention_heads=4, num_key_value_heads=2, head_dim=32, num_local_experts=8, num_experts_per_tok=1,
+        interleave_moe_layer_step=2, pad_token_id=PAD_ID, use_cache=False, tie_word_embeddings=False,
+    )
+    config._attn_implementation = "sdpa"
+    figures: dict[str, float] = {}
+    torch.manual_seed(0)
+    with device:
+        model = Llama4ForCausalLM._from_config(config, dtype=torch.float32)
+    block = model.model.layers[1].feed_forward
+    routed = copy.deepcopy(block)
+    use_routed_experts(routed)
+    x = torch.randn(300, 128, device=device)
+    want, _ = block(x)
+    got, _ = routed(x)
+    want.square().sum().backward()
+    got.square().sum().backward()
+    figures["moe_fp32_max_abs_diff"] = (got - want).abs().max().item()
+    figures["moe_fp32_grad_max_abs_diff"] = max(
+        (a.grad - b.grad).abs().max().item() for a, b in zip(routed.parameters(), block.parameters())
+    )
+    assert figures["moe_fp32_max_abs_diff"] < 1e-5 and figures["moe_fp32_grad_max_abs_diff"] < 1e-4, figures
+
+    loop = copy.deepcopy(routed).to(torch.bfloat16)
+    use_routed_experts(loop, kernel="loop")
+    grouped = copy.deepcopy(loop)
+    use_routed_experts(grouped, kernel="grouped_mm")
+    xb = x.to(torch.bfloat16)
+    figures["moe_grouped_mm_vs_loop_bf16"] = (grouped(xb)[0] - loop(xb)[0]).float().abs().max().item()
+    assert figures["moe_grouped_mm_vs_loop_bf16"] < 5e-2, figures
+
+    use_routed_experts(model)
+    lora = get_peft_model(model, LoraConfig(r=8, target_modules=LORA_TARGETS, init_lora_weights=False))
+    examples = issue_like_examples(12, 512, seed=1)
+    examples = [Encoded(e.input_ids[:200], e.labels[:200]) for e in examples]  # keep it small
+    rows = pack_examples(examples, 1024)
+    implementation = enable_document_masking(lora)
+    batch = {k: v.to(device) for k, v in collate_packed([[examples[i] for i in r] for r in rows], PAD_ID).items()}
+    packed_loss, _ = response_loss(lora, batch)
+    packed_loss.backward()
+    packed_grads = [p.grad.clone() for p in lora.parameters() if p.requires_grad]
+    lora.zero_grad()
+    packed_logits = lora(input_ids=batch["input_ids"], position_ids=batch["position_ids"]).logits.detach()
+    enable_document_masking(lora, "sdpa")
+    total, count, worst = 0.0, 0, 0.0
+    for r, row in enumerate(rows):
+        start = 0
+        for i in row:
+            e = examples[i]
+            logits = lora(input_ids=torch.tensor([e.input_ids], device=device)).logits[0]
+            worst = max(worst, (logits - packed_logits[r, start : start + len(e.input_ids)]).abs().max().item())
+            targets = torch.tensor(e.labels[1:], device=device)
+            total = total + F.cross_entropy(logits[:-1], targets, ignore_index=IGNORE_INDEX, reduction="sum")
+            count += int((targets != IGNORE_INDEX).sum())
+            start += len(e.input_ids)
+    (total / count).backward()
+    figures[f"packed_{implementation}_logits_max_abs_diff"] = worst
+    figures[f"packed_{implementation}_grad_max_abs_diff"] = max(
+        (a - p.grad).abs().max().item() for a, p in zip(packed_grads, (p for p in lora.parameters() if p.requires_grad))
+    )
+    assert worst < 1e-4 and figures[f"packed_{implementation}_grad_max_abs_diff"] < 1e-4, figures
+    log("device checks passed: " + ", ".join(f"{k} {v:.2e}" for k, v in figures.items()))
+    return figures
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -312,6 +389,7 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> d
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the 2 cores here are shared)")
     parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--check", action="store_true", help="first check correctness on this device (fp32)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args(argv)
 
@@ -332,9 +410,7 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> d
     dtype = getattr(torch, preset["dtype"])
     if device.type == "cpu":
         torch.set_num_threads(args.threads)
-    else:
-        torch.backends.cuda.matmul.allow_tf32 = True
-
+    checks = device_checks(device, log) if args.check else None
     config = build_config(preset)
     examples = issue_like_examples(args.examples, preset["vocab_size"], args.seed)
     lengths = sorted(len(e.input_ids) for e in examples)
@@ -368,6 +444,7 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> d
         "results": {name: asdict(r) for name, r in results.items()},
         "speedup": speedups["platform"],
         "speedups": speedups,
+        "device_checks": checks,
     }
     if device.type == "cpu":
         report["cpu_time_speedups"] = cpu_speedups
