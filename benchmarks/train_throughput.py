@@ -149,7 +149,8 @@ def build_model(config, dtype: torch.dtype, device: torch.device, seed: int) -> 
     from peft import LoraConfig, get_peft_model
     from transformers import Llama4ForCausalLM
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type if device.type == "cuda" else "cuda"):
+    # A private RNG state (the caller's is untouched); on CUDA the device's generator is forked too.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type="cuda"):
         torch.manual_seed(seed)
         with device:
             model = Llama4ForCausalLM._from_config(config, dtype=dtype)
@@ -283,7 +284,8 @@ def run_trainer(
     result = Result(
         name=spec.name, steps=steps, timed_steps=timed_steps, real_tokens=real, padded_tokens=padded,
         seconds=round(seconds, 3), tokens_per_s=round(real / seconds, 1),
-        cpu_seconds=round(cpu_seconds, 3), tokens_per_cpu_s=round(real / cpu_seconds, 1), peak_memory_gib=round(memory.gib, 3),
+        cpu_seconds=round(cpu_seconds, 3), tokens_per_cpu_s=round(real / cpu_seconds, 1),
+        peak_memory_gib=round(memory.gib, 3),
         mean_loss=round(float(loss_values.mean()), 4), extra={"attention": attention, **asdict(spec)},
     )
     log(
@@ -425,7 +427,8 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> d
     specs = [BASELINE, PLATFORM] + (ABLATIONS if args.ablations else [])
     results = {spec.name: run_trainer(spec, config, examples, args, device, dtype, log) for spec in specs}
     baseline = results["baseline"]
-    speedups = {name: round(r.tokens_per_s / baseline.tokens_per_s, 2) for name, r in results.items() if name != "baseline"}
+    speedups = {name: round(r.tokens_per_s / baseline.tokens_per_s, 2)
+                for name, r in results.items() if name != "baseline"}
     log(f"speedup = platform / baseline = {speedups['platform']:.2f}x")
     if device.type == "cpu":
         cpu_speedups = {name: round(r.tokens_per_cpu_s / baseline.tokens_per_cpu_s, 2) for name, r in results.items()
