@@ -1,7 +1,7 @@
 """Training throughput: the plain transformers + peft baseline against the platform trainer.
 
     .venv/bin/python benchmarks/train_throughput.py --preset tiny     # CPU, a few minutes
-    python benchmarks/train_throughput.py --preset anchor             # one CUDA GPU (H100/H200)
+    python benchmarks/train_throughput.py --preset anchor --check     # one CUDA GPU (H100/H200)
 
 One process, the same data for both: a pool of synthetic issue-like examples (token counts
 log-normal, median 350, capped at 2048; the last 8-32 tokens are the response, the rest prompt),
@@ -10,15 +10,18 @@ and one epoch over it per trainer, from the same random-init model with LoRA r=1
   baseline  plain transformers + peft: dynamic padding (batch 8, shuffled), sdpa, transformers'
             Llama 4 MoE (every expert on every token), `model(**batch).loss` over full logits;
   platform  what llama_platform.training uses: rows packed to seq_len (packing.pack_examples)
-            with document masking (flex attention on CUDA, sdpa with a block-diagonal mask on CPU),
+            with document masking (compiled flex attention on CUDA; on CPU, which has no flex
+            backward, causal sdpa per document: attention.py),
             routed-only MoE (moe.use_routed_experts: grouped_mm on CUDA bf16), and logits only at
             response tokens (loss.response_loss). Gradient checkpointing is off unless asked for.
 
 Prints, per trainer, real (non-pad) tokens/s over the timed steps (the first --warmup steps,
 which include compilation, are not timed), peak memory (CUDA: torch.cuda.max_memory_allocated;
 CPU: peak resident memory above the level before the trainer started, sampled every 5 ms) and the
-mean loss, then `speedup` = platform / baseline tokens/s. `--ablations` adds platform variants
-that each drop one part, to show where the speed comes from. `--json PATH` writes the figures.
+mean loss, then `speedup` = platform / baseline tokens/s (on CPU also by process CPU time, which
+other load on shared cores does not distort). `--ablations` adds platform variants that each drop
+one part, to show where the speed comes from. `--check` first verifies, in fp32 on the device,
+that the platform's kernels compute what the reference does. `--json PATH` writes the figures.
 
 Presets: `anchor` is the Llama 4 text config of issue 8 (hidden 2048, 16 layers, 16 heads / 8 KV
 heads, head_dim 128, 8 experts top-1, MoE every 2nd layer, expert FFN 4096, dense FFN 8192, vocab
