@@ -344,7 +344,8 @@ def device_checks(device: torch.device, log: Callable[[str], None]) -> dict[str,
     use_routed_experts(model)
     lora = get_peft_model(model, LoraConfig(r=8, target_modules=LORA_TARGETS, init_lora_weights=False))
     examples = issue_like_examples(12, 512, seed=1)
-    examples = [Encoded(e.input_ids[:200], e.labels[:200]) for e in examples]  # keep it small
+    # Keep them small: <s> and the last 199 tokens (the response is at the end).
+    examples = [Encoded(e.input_ids[:1] + e.input_ids[-199:], e.labels[:1] + e.labels[-199:]) for e in examples]
     rows = pack_examples(examples, 1024)
     implementation = enable_document_masking(lora)
     batch = {k: v.to(device) for k, v in collate_packed([[examples[i] for i in r] for r in rows], PAD_ID).items()}
