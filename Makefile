@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast ui browser clean
+.PHONY: setup run test test-fast ui browser java clean
 
 # Re-install only when pyproject.toml changes. torch==2.13.0 resolves to the CPU wheel on local disk.
 $(STAMP): pyproject.toml
@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml
 browser:
 	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
-setup: $(STAMP)
+# A Java runtime for the H2O AutoML baseline (evaluation/baseline.py starts a local H2O JVM).
+java:
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null; }
+
+setup: $(STAMP) java
 
 run: setup
 	$(BIN)/llama-platform run $(ARGS)
