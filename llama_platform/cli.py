@@ -25,6 +25,7 @@ STAGES = [
     ("features", ["issue_features"]),
     ("training set", ["training_set"]),
     ("fine-tune", ["finetuned_checkpoint"]),
+    ("H2O baseline", ["baseline_model"]),
     ("evaluate", ["model_evaluation"]),
     ("deploy", ["deployed_endpoint"]),
 ]

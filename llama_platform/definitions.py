@@ -13,6 +13,7 @@ from dagster import (
 )
 from dagstermill import ConfigurableLocalOutputNotebookIOManager
 
+from llama_platform.assets.baseline import baseline_model
 from llama_platform.assets.cleaning import clean, no_secret_survives
 from llama_platform.assets.evaluation import model_evaluation
 from llama_platform.assets.features import issue_features, training_set
@@ -52,6 +53,7 @@ DOWNSTREAM_ASSETS = [
     issue_features,
     training_set,
     finetuned_checkpoint,
+    baseline_model,
     model_evaluation,
     deployed_endpoint,
 ]
