@@ -7,7 +7,9 @@ base TrainConfig, and reads the objective from the trial's result.json. The obje
 child runs of one study run (the `mlflow.parentRunId` tag, which is how MLflow nests runs made by
 other processes) and register no model versions.
 
-    python -m llama_platform.evaluation.search --base-config train.json --trials 8 --out best.json
+    python -m llama_platform.evaluation.search study --base-config train.json --trials 8 --out best.json
+    python -m llama_platform.evaluation.search trial-config --base-config train.json \
+        --set learning_rate=0.001 --set lora_r=8 --out /tmp/trial.json    # what a Katib trial runs first
 """
 
 from __future__ import annotations
@@ -128,18 +130,46 @@ def run_study(
     return best
 
 
+def trial_config(base: dict[str, Any], assignments: Sequence[str], space: Sequence[Param] | None = None) -> dict[str, Any]:
+    """`base` with NAME=VALUE assignments of searched parameters, typed by the search space
+    (Katib substitutes trial values into the command line as strings)."""
+    params = {p.name: p for p in (space or SEARCH_SPACE)}
+    values: dict[str, Any] = {}
+    for item in assignments:
+        name, sep, raw = item.partition("=")
+        if not sep or name not in params:
+            raise ValueError(f"expected NAME=VALUE with NAME in {sorted(params)}, got {item!r}")
+        p = params[name]
+        value = float(raw) if p.kind == "double" else int(float(raw)) if p.kind == "int" else type(p.choices[0])(raw)
+        if p.kind == "categorical" and value not in p.choices:
+            raise ValueError(f"{name}={raw} is not one of {list(p.choices)}")
+        if p.kind != "categorical" and not p.low <= value <= p.high:
+            raise ValueError(f"{name}={raw} is outside [{p.low}, {p.high}]")
+        values[name] = value
+    return {**base, **values, "registered_model_name": None}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--base-config", required=True, help="TrainConfig JSON the trials start from")
-    parser.add_argument("--trials", type=int, default=8)
-    parser.add_argument("--work-dir", default=None, help="where trial folders go (default: next to --out)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", required=True, help="where to write the best config and trial table (JSON)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    study = sub.add_parser("study", help="run a local Optuna study")
+    study.add_argument("--base-config", required=True, help="TrainConfig JSON the trials start from")
+    study.add_argument("--trials", type=int, default=8)
+    study.add_argument("--work-dir", default=None, help="where trial folders go (default: next to --out)")
+    study.add_argument("--seed", type=int, default=0)
+    study.add_argument("--out", required=True, help="where to write the best config and trial table (JSON)")
+    one = sub.add_parser("trial-config", help="write one trial's TrainConfig (base + NAME=VALUE)")
+    one.add_argument("--base-config", required=True)
+    one.add_argument("--set", action="append", default=[], metavar="NAME=VALUE")
+    one.add_argument("--out", required=True)
     args = parser.parse_args(argv)
-    if args.trials < 1:
-        parser.error("--trials must be >= 1")
     base = json.loads(Path(args.base_config).read_text())
     out = Path(args.out)
+    if args.command == "trial-config":
+        out.write_text(json.dumps(trial_config(base, args.set), indent=2))
+        return 0
+    if args.trials < 1:
+        parser.error("--trials must be >= 1")
     best = run_study(base, Path(args.work_dir) if args.work_dir else out.parent / "search", args.trials, args.seed)
     out.write_text(json.dumps({**best, "best_config": {**base, **best["best_values"]}}, indent=2))
     print(json.dumps({k: best[k] for k in ("best_values", f"best_{OBJECTIVE}", "best_trial")}))

@@ -21,6 +21,23 @@ def test_suggest_covers_the_search_space():
         suggest(trial, [Param("x", "float")])
 
 
+def test_trial_config_types_and_checks_katib_values(tmp_path):
+    base = tmp_path / "base.json"
+    base.write_text(json.dumps({"training_set_path": "x", "registered_model_name": "m", "lora_r": 8}))
+    out = tmp_path / "trial.json"
+    assert search.main(["trial-config", "--base-config", str(base), "--set", "learning_rate=0.002",
+                        "--set", "lora_r=16", "--set", "max_steps=120", "--out", str(out)]) == 0
+    cfg = json.loads(out.read_text())
+    assert cfg == {"training_set_path": "x", "registered_model_name": None, "lora_r": 16,
+                   "learning_rate": 0.002, "max_steps": 120}
+    with pytest.raises(ValueError, match="not one of"):
+        search.trial_config({}, ["lora_r=5"])
+    with pytest.raises(ValueError, match="outside"):
+        search.trial_config({}, ["learning_rate=1"])
+    with pytest.raises(ValueError, match="NAME=VALUE"):
+        search.trial_config({}, ["dropout=0.1"])
+
+
 @pytest.mark.slow
 def test_two_trial_study_logs_child_runs_and_reports_the_best(tmp_path, monkeypatch):
     data = write_synthetic_training_set(tmp_path / "ts.parquet", n=80)
@@ -32,7 +49,7 @@ def test_two_trial_study_logs_child_runs_and_reports_the_best(tmp_path, monkeypa
     tiny = (Param("learning_rate", "double", 1e-3, 1e-2, log=True), Param("lora_r", "categorical", choices=(4, 8)),
             Param("max_steps", "int", 2, 4, step=2))
     monkeypatch.setattr(search, "SEARCH_SPACE", tiny)
-    assert search.main(["--base-config", str(tmp_path / "base.json"), "--trials", "2",
+    assert search.main(["study", "--base-config", str(tmp_path / "base.json"), "--trials", "2",
                         "--out", str(tmp_path / "best.json")]) == 0
     best = json.loads((tmp_path / "best.json").read_text())
     assert len(best["trials"]) == 2
