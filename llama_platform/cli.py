@@ -157,7 +157,8 @@ def _stop_on_failed_blocking_checks(result) -> None:
     failed = [
         f"{e.asset_key.to_user_string()}:{e.check_name}"
         for e in result.get_asset_check_evaluations()
-        if not e.passed and e.blocking
+        # A blocking check that fails with WARN severity does not block (Dagster's rule too).
+        if not e.passed and e.blocking and e.severity.value == "ERROR"
     ]
     if failed:
         raise BlockingCheckFailed(f"blocking asset checks failed, stopping the pipeline: {failed}")

@@ -28,6 +28,7 @@ from llama_platform.assets.serving import deployed_endpoint
 from llama_platform.assets.snapshot import issue_snapshot, snapshot_schema
 from llama_platform.assets.training import finetuned_checkpoint
 from llama_platform.resources.cleaning import CleaningResource
+from llama_platform.resources.evaluation import EvaluationResource
 from llama_platform.resources.feast import FeastResource
 from llama_platform.resources.forges import ForgeResource
 from llama_platform.resources.io_manager import ParquetIOManager
@@ -109,6 +110,7 @@ def build_resources(settings: Settings) -> dict:
             ui_url=settings.mlflow_ui_url,
             artifact_location=settings.mlflow_artifact_location,
         ),
+        "evaluation": EvaluationResource(enforce_gate=settings.gate_enforced, baseline_max_runtime_secs=settings.baseline_seconds),
         "pipes_subprocess_client": PipesSubprocessClient(),
         "output_notebook_io_manager": ConfigurableLocalOutputNotebookIOManager(base_dir=str(settings.home / "notebooks")),
         "endpoint": LocalEndpointResource(

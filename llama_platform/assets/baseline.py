@@ -1,21 +1,14 @@
 """Stage 6b: the classical baseline the fine-tuned model must beat (H2O AutoML, time-boxed)."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, Config, MetadataValue, Output, asset
+from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from llama_platform.assets.automation import follow_upstream
 from llama_platform.evaluation.baseline import train_h2o_baseline, usable_feature_columns
+from llama_platform.resources.evaluation import EvaluationResource
 from llama_platform.training.prompts import LABELS
 
 SCORE_PREFIX = "score__"
-
-
-class BaselineConfig(Config):
-    # Small by default so `make run` stays quick; raise it for a stronger baseline.
-    max_runtime_secs: int = 30
-    nthreads: int = 2
-    max_mem_size: str = "1G"
-    seed: int = 0
 
 
 def baseline_scores(frame: pd.DataFrame, issue_ids: list[str]) -> pd.DataFrame:
@@ -35,19 +28,21 @@ def baseline_scores(frame: pd.DataFrame, issue_ids: list[str]) -> pd.DataFrame:
     "trained on the train split, ranked on val; its label scores on the test split.",
     kinds={"h2o", "scikitlearn"},
 )
-def baseline_model(context: AssetExecutionContext, config: BaselineConfig, training_set: pd.DataFrame) -> Output[pd.DataFrame]:
+def baseline_model(
+    context: AssetExecutionContext, evaluation: EvaluationResource, training_set: pd.DataFrame
+) -> Output[pd.DataFrame]:
     split = {s: training_set[training_set["split"] == s] for s in ("train", "val", "test")}
     empty = [s for s, df in split.items() if df.empty]
     if empty:
         raise ValueError(f"training_set has no rows in split(s) {empty}: the baseline needs train, val and test")
     features = usable_feature_columns(training_set)
-    context.log.info(f"H2O AutoML for {config.max_runtime_secs}s on {len(split['train'])} rows, features {features}")
+    context.log.info(f"H2O AutoML for {evaluation.baseline_max_runtime_secs}s on {len(split['train'])} rows, features {features}")
     # The prompt is the text the fine-tuned model reads (title, body, repo), so both see the same input.
     frames = {s: df.assign(text=df["prompt"]) for s, df in split.items()}
     result = train_h2o_baseline(
         frames["train"], frames["val"], frames["test"], LABELS, features,
-        max_runtime_secs=config.max_runtime_secs, seed=config.seed,
-        nthreads=config.nthreads, max_mem_size=config.max_mem_size,
+        max_runtime_secs=evaluation.baseline_max_runtime_secs, seed=evaluation.seed,
+        nthreads=evaluation.h2o_nthreads, max_mem_size=evaluation.h2o_max_mem_size,
     )
     out = pd.DataFrame({"issue_id": split["test"]["issue_id"].to_numpy()})
     for j, label in enumerate(LABELS):

@@ -87,3 +87,13 @@ def test_margin_and_bad_input():
         decide(TRUTH, LABELS, cand, {}, policy=POLICY)
     with pytest.raises(ValueError):
         GatePolicy(max_label_drop=-1)
+
+
+def test_gate_mode_setting():
+    from llama_platform.settings import SettingsError, load_settings
+
+    assert load_settings({}).gate_enforced is False  # local profile: advise
+    assert load_settings({"LLAMA_PLATFORM_PROFILE": "k8s"}).gate_enforced is True
+    assert load_settings({"LLAMA_PLATFORM_GATE": "enforce"}).gate_enforced is True
+    with pytest.raises(SettingsError, match="LLAMA_PLATFORM_GATE"):
+        load_settings({"LLAMA_PLATFORM_GATE": "maybe"})
