@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast ui browser java clean
+.PHONY: setup run test test-fast ui lab browser java clean
 
 # Re-install only when pyproject.toml changes. torch==2.13.0 resolves to the CPU wheel on local disk.
 $(STAMP): pyproject.toml
@@ -40,6 +40,11 @@ test-fast: setup
 
 ui: setup
 	$(BIN)/llama-platform ui
+
+# JupyterLab on 127.0.0.1 with the project's environment as its kernel (the notebooks read the
+# platform's state through Dagster, so run the pipeline once first).
+lab: setup
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks
 
 clean:
 	rm -rf .llama_platform .pytest_cache

@@ -15,6 +15,7 @@ from dagstermill import ConfigurableLocalOutputNotebookIOManager
 
 from llama_platform.assets.baseline import baseline_model
 from llama_platform.assets.cleaning import clean, no_secret_survives
+from llama_platform.assets.error_analysis import error_analysis
 from llama_platform.assets.evaluation import model_evaluation
 from llama_platform.assets.features import issue_features, training_set
 from llama_platform.assets.raw import (
@@ -56,17 +57,19 @@ DOWNSTREAM_ASSETS = [
     finetuned_checkpoint,
     baseline_model,
     model_evaluation,
+    error_analysis,
     deployed_endpoint,
 ]
 ASSET_CHECKS = [no_secret_survives, snapshot_schema]
 
 train_and_deploy_job = define_asset_job(
     "train_and_deploy_job",
-    selection=AssetSelection.all() - AssetSelection.assets(RAW_ASSET, "dataset_report"),
+    selection=AssetSelection.all() - AssetSelection.assets(RAW_ASSET, "dataset_report", "error_analysis"),
     description="Everything downstream of raw issues: clean, snapshot, features, train, evaluate, deploy.",
 )
 # dagstermill runs its notebook through a reconstructable job (see dataset_report_job_def).
 dataset_report_job = define_asset_job("dataset_report_job", selection=AssetSelection.assets("dataset_report"))
+error_analysis_job = define_asset_job("error_analysis_job", selection=AssetSelection.assets("error_analysis"))
 
 
 def _secret(name: str, settings: Settings):
@@ -135,7 +138,7 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=[raw_issues, *DOWNSTREAM_ASSETS],
         asset_checks=ASSET_CHECKS,
-        jobs=[ingest_job, train_and_deploy_job, dataset_report_job],
+        jobs=[ingest_job, train_and_deploy_job, dataset_report_job, error_analysis_job],
         sensors=[
             make_repo_registry_sensor(settings.repos_file, settings.repos_override, raw_issues),
             make_freshness_sensor(raw_issues),
@@ -157,3 +160,8 @@ defs = build_definitions(load_settings())
 def dataset_report_job_def():
     """Module-level so dagster.reconstructable() can rebuild the report job in the notebook kernel."""
     return defs.resolve_job_def("dataset_report_job")
+
+
+def error_analysis_job_def():
+    """Module-level for dagster.reconstructable(), like dataset_report_job_def."""
+    return defs.resolve_job_def("error_analysis_job")

@@ -28,6 +28,7 @@ from llama_platform.assets.baseline import baseline_scores
 from llama_platform.assets.common import png_markdown
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.data.snapshot import read_snapshot_columns
+from llama_platform.evaluation.errors import predictions_frame, to_parquet_bytes
 from llama_platform.evaluation.gate import Decision, GatePolicy, decide
 from llama_platform.evaluation.metrics import (
     Predictions,
@@ -235,6 +236,14 @@ def model_evaluation(
                 (Path(tmp) / f"{key}.png").write_bytes(png)
             client.log_artifacts(run_id, tmp, "evaluation")
 
+    # Per-issue predictions for the error-analysis notebook.
+    base = test[["issue_id", "label", "labels"]].reset_index(drop=True)
+    base[["source", "lang"]] = groups[["source", "lang"]].to_numpy()
+    predictions_path = f"evaluations/{context.run_id}/predictions.parquet"
+    object_store.location().write_bytes(
+        predictions_path, to_parquet_bytes(predictions_frame(base, {k: v for k, v in models.items() if k != MAJORITY}, LABELS))
+    )
+
     sane = bool(np.isfinite(test_loss) and test_loss < 1e4 and 0.0 <= micro <= 1.0)
     maj = results[MAJORITY]["micro_f1"]["value"]
     comparison = [summary_row(n, r) for n, r in results.items()]
@@ -256,6 +265,7 @@ def model_evaluation(
             "test_loss": MetadataValue.float(float(test_loss)),
             "label_accuracy": MetadataValue.float(top1_accuracy),
             "test_examples": MetadataValue.int(len(test)),
+            "predictions_path": predictions_path,
             "majority_label": str(majority_label),
             "model_uri": str(ckpt.get("model_uri", "")),
             "model_version": str(version or ""),
