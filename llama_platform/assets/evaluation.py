@@ -183,12 +183,20 @@ def model_evaluation(
 
     champion = _version_by_alias(client, name, CHAMPION)
     champion_is_candidate = champion is not None and str(champion.version) == version
+    champion_note = None
     if champion is not None and not champion_is_candidate:
-        with tempfile.TemporaryDirectory() as tmp:
-            from llama_platform.training.mlflow_model import download_model_dir
+        from mlflow.exceptions import MlflowException
 
-            model_dir = download_model_dir(f"models:/{name}@{CHAMPION}", tmp, tracking_uri=mlflow.tracking_uri)
-            models[CHAMPION] = _predict(TriageModel.load(model_dir), CHAMPION, prompts)
+        from llama_platform.training.mlflow_model import download_model_dir
+
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                model_dir = download_model_dir(f"models:/{name}@{CHAMPION}", tmp, tracking_uri=mlflow.tracking_uri)
+                models[CHAMPION] = _predict(TriageModel.load(model_dir), CHAMPION, prompts)
+            except (ValueError, OSError, MlflowException) as exc:
+                # e.g. a champion trained with an older prompt format: it cannot read today's prompts.
+                champion_note = f"champion v{champion.version} could not be scored ({exc}); compared with the baselines only"
+                context.log.warning(champion_note)
 
     h2o_scores = baseline_scores(baseline_model, ids).to_numpy(float)
     models[H2O] = Predictions(H2O, h2o_scores, choose_labels(h2o_scores, DEFAULT_THRESHOLD))
@@ -209,6 +217,8 @@ def model_evaluation(
     else:
         decision = decide(truth, LABELS, models[FINETUNED], {H2O: models[H2O], MAJORITY: models[MAJORITY]},
                           champion=models.get(CHAMPION), policy=policy)
+        if champion_note:
+            decision.reasons.append(champion_note)
     context.log.info(decision.summary())
     if not decision.promote and not evaluation.enforce_gate:
         context.log.warning(f"gate in advise mode: the refusal is recorded, {CHAMPION} is unchanged, deployment not blocked")
