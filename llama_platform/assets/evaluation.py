@@ -71,6 +71,16 @@ def _predict(model: TriageModel, name: str, prompts: list[str]) -> Predictions:
     return from_triage_outputs(name, model.predict(prompts), LABELS)
 
 
+def score_alias(mlflow: MLflowResource, alias: str, prompts: list[str]) -> Predictions:
+    """Download the registered model version behind `alias` and score `prompts` with it."""
+    from llama_platform.training.mlflow_model import download_model_dir
+
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"models:/{mlflow.registered_model_name}@{alias}"
+        model_dir = download_model_dir(uri, tmp, tracking_uri=mlflow.tracking_uri)
+        return _predict(TriageModel.load(model_dir), alias, prompts)
+
+
 def _groups(context, object_store: ObjectStoreResource, issue_ids: list[str]) -> pd.DataFrame:
     """Forge (`source`) and language (`lang`) of each test issue, from the training set's snapshot."""
     version = upstream_metadata(context, "training_set")["snapshot_version"]
@@ -187,16 +197,12 @@ def model_evaluation(
     if champion is not None and not champion_is_candidate:
         from mlflow.exceptions import MlflowException
 
-        from llama_platform.training.mlflow_model import download_model_dir
-
-        with tempfile.TemporaryDirectory() as tmp:
-            try:
-                model_dir = download_model_dir(f"models:/{name}@{CHAMPION}", tmp, tracking_uri=mlflow.tracking_uri)
-                models[CHAMPION] = _predict(TriageModel.load(model_dir), CHAMPION, prompts)
-            except (ValueError, OSError, MlflowException) as exc:
-                # e.g. a champion trained with an older prompt format: it cannot read today's prompts.
-                champion_note = f"champion v{champion.version} could not be scored ({exc}); compared with the baselines only"
-                context.log.warning(champion_note)
+        try:
+            models[CHAMPION] = score_alias(mlflow, CHAMPION, prompts)
+        except (ValueError, OSError, MlflowException) as exc:
+            # e.g. a champion trained with an older prompt format: it cannot read today's prompts.
+            champion_note = f"champion v{champion.version} could not be scored ({exc}); compared with the baselines only"
+            context.log.warning(champion_note)
 
     h2o_scores = baseline_scores(baseline_model, ids).to_numpy(float)
     models[H2O] = Predictions(H2O, h2o_scores, choose_labels(h2o_scores, DEFAULT_THRESHOLD))
