@@ -113,7 +113,11 @@ def build_resources(settings: Settings) -> dict:
             ui_url=settings.mlflow_ui_url,
             artifact_location=settings.mlflow_artifact_location,
         ),
-        "evaluation": EvaluationResource(enforce_gate=settings.gate_enforced, baseline_max_runtime_secs=settings.baseline_seconds),
+        "evaluation": EvaluationResource(
+            enforce_gate=settings.gate_enforced,
+            baseline_max_runtime_secs=settings.baseline_seconds,
+            baseline_ablation=settings.baseline_ablation,
+        ),
         "pipes_subprocess_client": PipesSubprocessClient(),
         "output_notebook_io_manager": ConfigurableLocalOutputNotebookIOManager(base_dir=str(settings.home / "notebooks")),
         "endpoint": LocalEndpointResource(

@@ -75,6 +75,8 @@ class Settings:
     gate_enforced: bool = True
     # Time box of the H2O AutoML baseline.
     baseline_seconds: int = 30
+    # Feature-group ablation on the baseline (several more H2O fits: off by default to keep `make run` short).
+    baseline_ablation: bool = False
     # Names (never values) of the secret env vars that are set; resources read them as EnvVar.
     secrets_present: frozenset[str] = frozenset()
 
@@ -173,6 +175,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         forge_max_wait_s=_float(env, "LLAMA_PLATFORM_FORGE_MAX_WAIT_S", 60.0),
         gate_enforced=gate == "enforce",
         baseline_seconds=_int(env, "LLAMA_PLATFORM_BASELINE_SECONDS", 30),
+        baseline_ablation=env.get("LLAMA_PLATFORM_BASELINE_ABLATION", "off") == "on",
         secrets_present=frozenset(n for n in SECRET_ENV_VARS if env.get(n)),
     )
 

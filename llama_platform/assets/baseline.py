@@ -4,11 +4,12 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from llama_platform.assets.automation import follow_upstream
-from llama_platform.evaluation.baseline import train_h2o_baseline, usable_feature_columns
+from llama_platform.evaluation.baseline import ablation_variants, train_h2o_baseline, usable_feature_columns
 from llama_platform.resources.evaluation import EvaluationResource
 from llama_platform.training.prompts import LABELS
 
 SCORE_PREFIX = "score__"
+ABLATION_PREFIX = "ablation:"  # columns "ablation:<variant>__score__<label>"
 
 
 def baseline_scores(frame: pd.DataFrame, issue_ids: list[str]) -> pd.DataFrame:
@@ -18,6 +19,13 @@ def baseline_scores(frame: pd.DataFrame, issue_ids: list[str]) -> pd.DataFrame:
     if missing:
         raise ValueError(f"baseline_model has no scores for {len(missing)} test issues, e.g. {missing[:3]}: rematerialise it")
     return indexed.loc[issue_ids, [SCORE_PREFIX + l for l in LABELS]]
+
+
+def ablation_scores(frame: pd.DataFrame, issue_ids: list[str]) -> dict[str, pd.DataFrame]:
+    """variant -> its label scores for `issue_ids` (empty when the ablation was not run)."""
+    indexed = frame.set_index("issue_id").loc[issue_ids]
+    variants = sorted({c[len(ABLATION_PREFIX):].split("__score__")[0] for c in frame.columns if c.startswith(ABLATION_PREFIX)})
+    return {v: indexed[[f"{ABLATION_PREFIX}{v}__score__{l}" for l in LABELS]] for v in variants}
 
 
 @asset(
@@ -43,10 +51,14 @@ def baseline_model(
         frames["train"], frames["val"], frames["test"], LABELS, features,
         max_runtime_secs=evaluation.baseline_max_runtime_secs, seed=evaluation.seed,
         nthreads=evaluation.h2o_nthreads, max_mem_size=evaluation.h2o_max_mem_size,
+        variants={k: v for k, v in ablation_variants(features).items() if k != "all"} if evaluation.baseline_ablation else None,
     )
     out = pd.DataFrame({"issue_id": split["test"]["issue_id"].to_numpy()})
     for j, label in enumerate(LABELS):
         out[SCORE_PREFIX + label] = result.scores[:, j]
+    for variant, scores in result.variant_scores.items():
+        for j, label in enumerate(LABELS):
+            out[f"{ABLATION_PREFIX}{variant}__score__{label}"] = scores[:, j]
     board = result.leaderboard[[c for c in ("model_id", "logloss", "mean_per_class_error") if c in result.leaderboard]]
     return Output(
         out,
@@ -57,6 +69,7 @@ def baseline_model(
             "train_rows": MetadataValue.int(len(split["train"])),
             "test_rows": MetadataValue.int(len(out)),
             "seconds": MetadataValue.float(round(result.seconds, 1)),
+            "ablation_variants": MetadataValue.json(sorted(result.variant_scores)),
             "target": "primary label (one multiclass model; class probabilities are the label scores)",
         },
     )

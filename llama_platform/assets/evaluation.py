@@ -24,7 +24,7 @@ from dagster import (
 )
 
 from llama_platform.assets.automation import follow_upstream
-from llama_platform.assets.baseline import baseline_scores
+from llama_platform.assets.baseline import ablation_scores, baseline_scores
 from llama_platform.assets.common import png_markdown
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.data.snapshot import read_snapshot_columns
@@ -36,6 +36,7 @@ from llama_platform.evaluation.metrics import (
     choose_labels,
     constant_predictions,
     evaluate_predictions,
+    paired_difference,
     from_triage_outputs,
     indicator,
     primary_confusion,
@@ -121,6 +122,22 @@ def _breakdown_rows(kind: str, per_model: dict[str, dict[str, dict]]) -> list[di
                 f"{r['micro_f1']['value']:.3f} [{r['micro_f1']['low']:.3f}, {r['micro_f1']['high']:.3f}]"
             )
         rows.append(row)
+    return rows
+
+
+def _ablation_rows(truth: np.ndarray, full: Predictions, variants: dict[str, pd.DataFrame], kw: dict) -> list[dict]:
+    """Does each feature group help the baseline? micro-F1(all features) - micro-F1(without the group),
+    paired-bootstrap CI: a lower bound above 0 means the group helps."""
+    rows = []
+    for name, frame in variants.items():
+        scores = frame.to_numpy(float)
+        pred = Predictions(name, scores, choose_labels(scores, DEFAULT_THRESHOLD))
+        own = evaluate_predictions(truth, pred, LABELS, **kw)["micro_f1"]
+        gain = paired_difference(truth, full, pred, LABELS, **kw)
+        verdict = "helps" if gain["low"] > 0 else "hurts" if gain["high"] < 0 else "no clear effect"
+        rows.append({"h2o variant": name, "micro_f1": f"{own['value']:.3f} [{own['low']:.3f}, {own['high']:.3f}]",
+                     "all − variant": f"{gain['value']:+.3f} [{gain['low']:+.3f}, {gain['high']:+.3f}]",
+                     "left-out group": verdict if name.startswith("without") else "-"})
     return rows
 
 
@@ -260,6 +277,9 @@ def model_evaluation(
         predictions_path, to_parquet_bytes(predictions_frame(base, {k: v for k, v in models.items() if k != MAJORITY}, LABELS))
     )
 
+    ablation = ablation_scores(baseline_model, ids)
+    ablation_table = _ablation_rows(truth, models[H2O], ablation, kw) if ablation else []
+
     sane = bool(np.isfinite(test_loss) and test_loss < 1e4 and 0.0 <= micro <= 1.0)
     maj = results[MAJORITY]["micro_f1"]["value"]
     comparison = [summary_row(n, r) for n, r in results.items()]
@@ -272,6 +292,7 @@ def model_evaluation(
             "reliability": png_markdown(plots["reliability"], "top-label reliability"),
             "by_forge": _table(_breakdown_rows("source", breakdown["source"])),
             "by_language": _table(_breakdown_rows("lang", breakdown["lang"])),
+            **({"feature_ablation": _table(ablation_table)} if ablation_table else {}),
             "gate_decision": "promote" if decision.promote else "refuse",
             "gate_enforced": evaluation.enforce_gate,
             "gate_reasons": MetadataValue.md("\n".join(f"- {r}" for r in decision.reasons)),

@@ -20,7 +20,7 @@ import contextlib
 import socket
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -38,6 +38,7 @@ class BaselineResult:
     leaderboard: pd.DataFrame
     feature_columns: list[str]
     seconds: float
+    variant_scores: dict[str, np.ndarray] = field(default_factory=dict)  # ablation: name -> (n_test, L)
 
 
 def usable_feature_columns(df: pd.DataFrame, exclude: Sequence[str] = ()) -> list[str]:
@@ -111,6 +112,25 @@ def _frame(features: np.ndarray, numeric: pd.DataFrame, target: Sequence[str] | 
     return frame
 
 
+def feature_groups(columns: Sequence[str]) -> dict[str, list[str]]:
+    """The Feast feature groups among `columns`, by view: issue text stats, repo history, author history."""
+    groups = {
+        "repo": [c for c in columns if c.startswith("repo_")],
+        "author": [c for c in columns if c.startswith("author_")],
+    }
+    groups["issue"] = [c for c in columns if c not in groups["repo"] and c not in groups["author"]]
+    return {k: v for k, v in groups.items() if v}
+
+
+def ablation_variants(columns: Sequence[str]) -> dict[str, list[str]]:
+    """Feature sets for the ablation: every feature, each group left out in turn, and text only."""
+    variants = {"all": list(columns)}
+    for group, cols in feature_groups(columns).items():
+        variants[f"without {group}"] = [c for c in columns if c not in cols]
+    variants["text only"] = []
+    return variants
+
+
 def train_h2o_baseline(
     train: pd.DataFrame,
     val: pd.DataFrame,
@@ -124,12 +144,20 @@ def train_h2o_baseline(
     nthreads: int = 2,
     max_mem_size: str = "1G",
     svd_dims: int = 64,
+    variants: dict[str, Sequence[str]] | None = None,
 ) -> BaselineResult:
-    """Fit the baseline on `train` (ranked on `val`) and return its label scores on `test`."""
+    """Fit the baseline on `train` (ranked on `val`) and return its label scores on `test`.
+
+    `variants` (name -> feature columns, e.g. from `ablation_variants`) fits one more AutoML per
+    entry in the same H2O cluster, each with the same time box; their test scores come back in
+    `BaselineResult.variant_scores`.
+    """
     from h2o.automl import H2OAutoML
 
+    variants = dict(variants or {})
+    needed = set(feature_columns).union(*[set(v) for v in variants.values()]) if variants else set(feature_columns)
     for name, df in (("train", train), ("val", val), ("test", test)):
-        missing = [c for c in (text_column, label_column, *feature_columns) if c not in df.columns]
+        missing = [c for c in (text_column, label_column, *sorted(needed)) if c not in df.columns]
         if missing:
             raise ValueError(f"{name} rows lack columns {missing}")
     if train[label_column].nunique() < 2:
@@ -141,24 +169,34 @@ def train_h2o_baseline(
         svd_dims=svd_dims, seed=seed,
     )
     feature_columns = list(feature_columns)
-    with h2o_cluster(nthreads=nthreads, max_mem_size=max_mem_size):
-        train_fr = _frame(x_train, train[feature_columns], train[label_column])
-        val_fr = _frame(x_val, val[feature_columns], val[label_column])
-        test_fr = _frame(x_test, test[feature_columns], None)
+    all_columns = sorted(needed)
+    text_cols = [f"text_{i}" for i in range(x_train.shape[1])]
+
+    def fit(columns: Sequence[str], frames) -> tuple[np.ndarray, str, pd.DataFrame]:
+        train_fr, val_fr, test_fr = frames
         # Deep learning and stacked ensembles rarely fit a 30-second box on 2 cores; the rest does.
         aml = H2OAutoML(
             max_runtime_secs=max_runtime_secs, seed=seed, nfolds=0, verbosity=None,
             exclude_algos=["DeepLearning", "StackedEnsemble"], sort_metric="logloss",
         )
-        x = [c for c in train_fr.columns if c != TARGET]
-        aml.train(x=x, y=TARGET, training_frame=train_fr, validation_frame=val_fr, leaderboard_frame=val_fr)
+        aml.train(x=text_cols + list(columns), y=TARGET, training_frame=train_fr, validation_frame=val_fr,
+                  leaderboard_frame=val_fr)
         if aml.leader is None:
             raise RuntimeError(f"H2O AutoML trained no model within {max_runtime_secs}s")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # "single-thread conversion" advice: the frames are small
             predicted = aml.leader.predict(test_fr).as_data_frame()
             leaderboard = aml.leaderboard.as_data_frame().head(10)
-        leader = str(aml.leader.model_id)
-    # A label missing from the training rows has no probability column: it scores 0.
-    scores = np.column_stack([predicted[l].to_numpy(float) if l in predicted else np.zeros(len(test)) for l in labels])
-    return BaselineResult(np.clip(scores, 0.0, 1.0), leader, leaderboard, feature_columns, time.monotonic() - started)
+        # A label missing from the training rows has no probability column: it scores 0.
+        scores = np.column_stack([predicted[l].to_numpy(float) if l in predicted else np.zeros(len(test)) for l in labels])
+        return np.clip(scores, 0.0, 1.0), str(aml.leader.model_id), leaderboard
+
+    with h2o_cluster(nthreads=nthreads, max_mem_size=max_mem_size):
+        frames = (
+            _frame(x_train, train[all_columns], train[label_column]),
+            _frame(x_val, val[all_columns], val[label_column]),
+            _frame(x_test, test[all_columns], None),
+        )
+        scores, leader, leaderboard = fit(feature_columns, frames)
+        variant_scores = {name: fit(cols, frames)[0] for name, cols in variants.items()}
+    return BaselineResult(scores, leader, leaderboard, feature_columns, time.monotonic() - started, variant_scores)

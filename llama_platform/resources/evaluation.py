@@ -17,5 +17,7 @@ class EvaluationResource(ConfigurableResource):
     # Forge/language groups smaller than this are listed with their size but not scored.
     min_group_rows: int = 10
     baseline_max_runtime_secs: int = 30
+    # Also fit the baseline without each Feast feature group (one more time box per group, plus text only).
+    baseline_ablation: bool = False
     h2o_nthreads: int = 2
     h2o_max_mem_size: str = "1G"

@@ -46,3 +46,29 @@ def test_worst_per_label_ranks_missed_and_false_alarms():
     ]
     with pytest.raises(KeyError):
         worst_per_label(df, "h2o", "bug")
+
+
+def test_ablation_table_says_whether_a_group_helps():
+    from llama_platform.assets.baseline import ABLATION_PREFIX, SCORE_PREFIX, ablation_scores
+    from llama_platform.assets.evaluation import _ablation_rows
+    from llama_platform.evaluation.metrics import indicator
+    from llama_platform.training.prompts import LABELS as ALL
+
+    rng = np.random.default_rng(0)
+    primary = rng.integers(0, 4, 300)
+    truth = indicator([[ALL[p]] for p in primary], ALL)
+    right = np.eye(4)[primary] * 0.7 + 0.075
+    wrong = np.eye(4)[(primary + 1) % 4] * 0.7 + 0.075
+    frame = pd.DataFrame({"issue_id": [f"i{k}" for k in range(300)]})
+    for j, label in enumerate(ALL):
+        frame[SCORE_PREFIX + label] = right[:, j]
+        frame[f"{ABLATION_PREFIX}without repo__score__{label}"] = np.where(np.arange(300)[:, None] % 2 == 0, right, wrong)[:, j]
+        frame[f"{ABLATION_PREFIX}without author__score__{label}"] = right[:, j]
+    ids = frame["issue_id"].tolist()[::-1]
+    variants = ablation_scores(frame, ids)
+    assert sorted(variants) == ["without author", "without repo"]
+    full = Predictions("h2o", right[::-1], truth[::-1].astype(bool))
+    rows = {r["h2o variant"]: r for r in _ablation_rows(truth[::-1], full, variants, {"n_resamples": 200})}
+    assert rows["without repo"]["left-out group"] == "helps"  # half the rows go wrong without it
+    assert rows["without author"]["left-out group"] == "no clear effect"  # identical scores
+    assert rows["without author"]["all − variant"].startswith("+0.000")
