@@ -235,7 +235,12 @@ def model_evaluation(
     }
     policy = GatePolicy(min_gain=evaluation.min_gain, max_label_drop=evaluation.max_label_drop,
                         n_resamples=evaluation.n_resamples, seed=evaluation.seed)
-    if champion_is_candidate:
+    micro = results[FINETUNED]["micro_f1"]["value"]
+    sane = bool(np.isfinite(test_loss) and test_loss < 1e4 and 0.0 <= micro <= 1.0)
+    if not sane:
+        decision = Decision(False, [f"evaluation is not sane (test loss {test_loss}, micro-F1 {micro}): not promoted"],
+                            policy=asdict(policy))
+    elif champion_is_candidate:
         decision = Decision(True, [f"version {version} is already {CHAMPION}: nothing to change"], policy=asdict(policy))
     else:
         decision = decide(truth, LABELS, models[FINETUNED], {H2O: models[H2O], MAJORITY: models[MAJORITY]},
@@ -245,7 +250,6 @@ def model_evaluation(
     context.log.info(decision.summary())
     if not decision.promote and not evaluation.enforce_gate:
         context.log.warning(f"gate in advise mode: the refusal is recorded, {CHAMPION} is unchanged, deployment not blocked")
-    micro = results[FINETUNED]["micro_f1"]["value"]
     if version is not None:
         _record_decision(client, name, version, decision, micro)
 
@@ -280,7 +284,6 @@ def model_evaluation(
     ablation = ablation_scores(baseline_model, ids)
     ablation_table = _ablation_rows(truth, models[H2O], ablation, kw) if ablation else []
 
-    sane = bool(np.isfinite(test_loss) and test_loss < 1e4 and 0.0 <= micro <= 1.0)
     maj = results[MAJORITY]["micro_f1"]["value"]
     comparison = [summary_row(n, r) for n, r in results.items()]
     return MaterializeResult(
