@@ -42,9 +42,9 @@ ui: setup
 	$(BIN)/llama-platform ui
 
 # JupyterLab on 127.0.0.1 with the project's environment as its kernel (the notebooks read the
-# platform's state through Dagster, so run the pipeline once first).
+# platform's state through Dagster, so run the pipeline once first). --allow-root: dev containers run as root.
 lab: setup
-	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --ServerApp.root_dir=notebooks
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --allow-root --ServerApp.root_dir=notebooks
 
 clean:
 	rm -rf .llama_platform .pytest_cache
