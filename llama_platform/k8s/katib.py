@@ -1,8 +1,8 @@
 """The hyperparameter search on Kubernetes: a Kubeflow Katib `Experiment` over the same search
 space as the local Optuna study (evaluation/search.py), built with the kubeflow-katib SDK's models.
 
-Each trial is a batch/v1 Job in the "training" namespace running the trainer image as the
-`trainer` service account on one GPU: it writes its TrainConfig (the base config from a ConfigMap
+Each trial is a batch/v1 Job in the "training" namespace whose pod is the single-node training pod
+(k8s/training.py: trainer image, `trainer` service account, one GPU): it writes its TrainConfig (the base config from a ConfigMap
 plus the trial's values) to /tmp, then runs the training entrypoint
 `python -m llama_platform.training.train --config /tmp/trial.json`. Katib's StdOut collector reads
 the objective from the JSON line the trainer prints last ({"val_loss": ...}). The algorithm is TPE,
@@ -31,24 +31,22 @@ from kubeflow.katib import (
 from kubernetes.client import (
     ApiClient,
     V1ConfigMapVolumeSource,
-    V1Container,
     V1Job,
     V1JobSpec,
     V1ObjectMeta,
-    V1PodSpec,
     V1PodTemplateSpec,
-    V1ResourceRequirements,
     V1Volume,
     V1VolumeMount,
 )
 
 from llama_platform.evaluation.search import OBJECTIVE, SEARCH_SPACE, Param
 from llama_platform.k8s import common
+from llama_platform.k8s.training import TRAINER_CONTAINER, NodeShape, training_pod_spec
 
 BASE_CONFIG_MOUNT = "/etc/llama-platform"
 BASE_CONFIG_FILE = "train_config.json"
 TRIAL_CONFIG = "/tmp/trial.json"
-PRIMARY_CONTAINER = "trainer"
+PRIMARY_CONTAINER = TRAINER_CONTAINER
 # The trainer's last stdout line is JSON: {"first_loss": 1.2, "final_loss": 0.4, "val_loss": 0.9, ...}.
 # Katib wants two groups: the metric's name and its value.
 METRICS_FORMAT = r'"([a-z_]+_loss)":\s*([-+]?\d*\.?\d+(?:[eE][-+]?\d+)?)'
@@ -77,34 +75,14 @@ def _trial_command(space: Sequence[Param]) -> list[str]:
     return ["sh", "-c", script]
 
 
-def trial_job(image: str, base_config_map: str, space: Sequence[Param] = SEARCH_SPACE, gpus: int = 1) -> V1Job:
-    """The Job every trial runs (Katib substitutes ${trialParameters.NAME} before creating it)."""
-    namespace, service_account = common.SERVICE_ACCOUNTS["trainer"]
-    volumes, mounts = common.scratch_volumes()
-    volumes.append(V1Volume(name="base-config", config_map=V1ConfigMapVolumeSource(name=base_config_map)))
-    mounts.append(V1VolumeMount(name="base-config", mount_path=BASE_CONFIG_MOUNT, read_only=True))
-    resources = V1ResourceRequirements(
-        requests={"cpu": "4", "memory": "32Gi", common.GPU_RESOURCE: str(gpus)},
-        limits={"memory": "64Gi", common.GPU_RESOURCE: str(gpus)},
-    )
-    container = V1Container(
-        name=PRIMARY_CONTAINER,
-        image=image,
-        command=_trial_command(space),
-        env_from=common.secret_env(common.S3_SECRET),
-        resources=resources,
-        security_context=common.container_security_context(),
-        volume_mounts=mounts,
-    )
-    pod = V1PodSpec(
-        service_account_name=service_account,
-        restart_policy="Never",
-        security_context=common.pod_security_context(),
-        node_selector=dict(common.GPU_NODE_SELECTOR),
-        tolerations=common.gpu_tolerations(),
-        containers=[container],
-        volumes=volumes,
-    )
+def trial_job(image: str, base_config_map: str, space: Sequence[Param] = SEARCH_SPACE,
+              shape: NodeShape = NodeShape(), active_deadline_s: int = 6 * 3600) -> V1Job:
+    """The Job every trial runs (Katib substitutes ${trialParameters.NAME} before creating it): the
+    single-node training pod of k8s/training.py (same shape, env, security, placement) with the
+    base TrainConfig mounted from a ConfigMap."""
+    pod = training_pod_spec(image=image, command=_trial_command(space), shape=shape, active_deadline_s=active_deadline_s)
+    pod.volumes.append(V1Volume(name="base-config", config_map=V1ConfigMapVolumeSource(name=base_config_map)))
+    pod.containers[0].volume_mounts.append(V1VolumeMount(name="base-config", mount_path=BASE_CONFIG_MOUNT, read_only=True))
     return V1Job(
         api_version="batch/v1",
         kind="Job",

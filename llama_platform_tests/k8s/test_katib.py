@@ -73,7 +73,10 @@ def test_trial_job_is_a_valid_restricted_gpu_job_of_the_trainer(manifest):
     assert container["image"] == common.DEFAULT_IMAGES["trainer"]
     assert container["resources"]["limits"][common.GPU_RESOURCE] == "1"
     assert container["securityContext"]["readOnlyRootFilesystem"] is True
-    assert container["envFrom"] == [{"secretRef": {"name": common.S3_SECRET}}]
+    # Endpoints from the platform ConfigMap, keys from the Secret, as in the training pod.
+    assert container["envFrom"] == [{"configMapRef": {"name": common.CONFIG_MAP}}, {"secretRef": {"name": common.S3_SECRET}}]
+    assert {"name": "base-config", "mountPath": BASE_CONFIG_MOUNT, "readOnly": True} in container["volumeMounts"]
+    assert {"name": "base-config", "configMap": {"name": "triage-train-config"}} in pod["volumes"]
     assert "python -m llama_platform.training.train --config /tmp/trial.json" in container["command"][-1]
 
 
