@@ -122,8 +122,8 @@ def test_crd_validators_catch_errors(kind, breaks):
 
 
 def test_feast_feature_store_config_is_valid_for_feast():
-    raw = (K8S / "base" / "feature_store.yaml").read_text()
-    config = RepoConfig(**yaml.safe_load(raw), repo_path=K8S / "base")
+    raw = (K8S / "base" / "feast" / "feature_store.yaml").read_text()
+    config = RepoConfig(**yaml.safe_load(raw), repo_path=K8S / "base" / "feast")
     assert config.online_store.type == "redis"
     assert config.entity_key_serialization_version == 3
     assert "${REDIS_PASSWORD}" in raw  # expanded by Feast from the Secret-backed env, not in git
