@@ -11,7 +11,7 @@ from dagster_k8s import k8s_job_executor
 
 from llama_platform.k8s import common
 from llama_platform_tests.deploy import dagster_jobs, policy
-from llama_platform_tests.deploy.manifests import OVERLAYS, helm_pod_specs, helm_values, objects
+from llama_platform_tests.deploy.manifests import HELM_VALUES, OVERLAYS, helm_pod_specs, helm_values, objects
 
 DAGSTER_NS, DAGSTER_RUN = common.SERVICE_ACCOUNTS["dagster_run"]
 
@@ -81,3 +81,66 @@ def test_prod_values_scale_the_stateless_parts_only():
     merged = {**base, "dagster-user-deployments": prod["dagster-user-deployments"]}
     for where, pod in helm_pod_specs(merged):
         assert policy.pod_violations(where, pod) == []
+
+
+# The keys the official chart's values.schema.json allows (its models forbid extra keys, so a
+# misspelt key fails `helm install`). helm is not installable here, so they are transcribed from
+# the chart's schema models at 1.13.x (helm/dagster/schema/schema/charts/dagster/subschema/
+# webserver.py, daemon.py, run_launcher.py, compute_log_manager.py and
+# dagster_user_deployments/subschema/user_deployments.py in dagster-io/dagster).
+_IMAGE_PROBES_PODS = {"image", "env", "envConfigMaps", "envSecrets", "labels", "nodeSelector", "affinity",
+                      "tolerations", "podSecurityContext", "securityContext", "resources", "livenessProbe",
+                      "readinessProbe", "startupProbe", "annotations", "volumeMounts", "volumes", "schedulerName"}
+CHART_KEYS = {
+    "dagsterWebserver": _IMAGE_PROBES_PODS | {
+        "dbStatementTimeout", "dbPoolRecycle", "logLevel", "pathPrefix", "replicaCount", "nameOverride", "service",
+        "workspace", "deploymentLabels", "enableReadOnly", "initContainerResources"},
+    "dagsterDaemon": _IMAGE_PROBES_PODS | {
+        "enabled", "runCoordinator", "heartbeatTolerance", "deploymentLabels", "runMonitoring", "runRetries",
+        "sensors", "schedules", "initContainerResources"},
+    "deployment": _IMAGE_PROBES_PODS | {
+        "name", "dagsterApiGrpcArgs", "codeServerArgs", "includeConfigInLaunchedRuns", "deploymentNamespace", "port",
+        "replicaCount", "initContainers", "sidecarContainers", "deploymentStrategy"},
+    "k8sRunLauncher": {
+        "envConfigMaps", "envSecrets", "envVars", "failPodOnRunFailure", "image", "imagePullPolicy", "jobNamespace",
+        "kubeconfigFile", "labels", "loadInclusterConfig", "resources", "runK8sConfig", "schedulerName",
+        "securityContext", "volumeMounts", "volumes"},
+    "runK8sConfig": {"containerConfig", "jobMetadata", "jobSpecConfig", "podSpecConfig", "podTemplateSpecMetadata"},
+    "s3ComputeLogManager": {
+        "localDir", "prefix", "useSsl", "verify", "verifyCertPath", "endpointUrl", "skipEmptyFiles", "uploadInterval",
+        "uploadExtraArgs", "showUrlOnly", "region", "bucket"},
+    "queuedRunCoordinator": {"maxConcurrentRuns", "tagConcurrencyLimits", "dequeueIntervalSeconds",
+                             "dequeueNumWorkers", "dequeueUseThreads"},
+}
+
+
+def _sections(values: dict) -> list[tuple[str, dict]]:
+    out = [(k, values[k]) for k in ("dagsterWebserver", "dagsterDaemon") if k in values]
+    out += [("deployment", d) for d in values.get("dagster-user-deployments", {}).get("deployments", [])]
+    launcher = values.get("runLauncher", {}).get("config", {}).get("k8sRunLauncher")
+    if launcher:
+        out += [("k8sRunLauncher", launcher), ("runK8sConfig", launcher.get("runK8sConfig", {}))]
+    if "computeLogManager" in values:
+        out.append(("s3ComputeLogManager", values["computeLogManager"]["config"]["s3ComputeLogManager"]))
+    coordinator = values.get("dagsterDaemon", {}).get("runCoordinator")
+    if coordinator:
+        out.append(("queuedRunCoordinator", coordinator["config"]["queuedRunCoordinator"]))
+    return out
+
+
+@pytest.mark.parametrize("name", HELM_VALUES)
+def test_helm_values_use_only_keys_the_chart_schema_allows(name):
+    values = helm_values(name)
+    for section, body in _sections(values):
+        unknown = set(body) - CHART_KEYS[section]
+        assert not unknown, f"{name}: {section} has keys the chart refuses: {sorted(unknown)}"
+    for deployment in values["dagster-user-deployments"]["deployments"]:
+        # ReadinessProbeWithEnabled: `enabled` is required when the probe is given.
+        assert "enabled" in deployment.get("readinessProbe", {"enabled": True}), deployment["name"]
+        assert isinstance(deployment["port"], int) and deployment.get("replicaCount", 1) > 0
+
+
+def test_chart_key_check_catches_a_misspelt_key():
+    values = helm_values()
+    values["dagsterWebserver"]["podSecurityContex"] = {}
+    assert any(set(body) - CHART_KEYS[section] for section, body in _sections(values))
