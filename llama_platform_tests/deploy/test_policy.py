@@ -83,6 +83,10 @@ def test_uis_need_a_login_and_every_host_has_tls(overlay):
         annotations = ingresses[name]["metadata"]["annotations"]
         assert annotations["nginx.ingress.kubernetes.io/auth-url"].startswith("http://oauth2-proxy.dagster.svc")
         assert "/oauth2/start" in annotations["nginx.ingress.kubernetes.io/auth-signin"]
+    # The login is not open to every account of the identity provider.
+    proxy = next(o for o in objects(overlay) if o["kind"] == "Deployment" and o["metadata"]["name"] == "oauth2-proxy")
+    args = proxy["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--email-domain=*" not in args and any(a.startswith("--email-domain=") for a in args)
     for ing in ingresses.values():
         hosts = {r["host"] for r in ing["spec"]["rules"]}
         tls_hosts = {h for t in ing["spec"]["tls"] for h in t["hosts"]}
