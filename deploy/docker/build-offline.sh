@@ -48,6 +48,7 @@ podman build --network host "${mounts[@]}" -v "$WORK/torch-index:$WORK/torch-ind
   -f deploy/docker/Dockerfile -t "$IMAGE" .
 
 # Run it the way the cluster does: non-root, read-only root, writable /tmp and $HOME only.
+mkdir -p "$WORK/data" && chmod 777 "$WORK/data"
 run() {
   podman run --rm --read-only --cap-drop ALL --security-opt no-new-privileges \
     --tmpfs /tmp --mount type=tmpfs,destination=/home/app,chown=true -v "$WORK/data:/data" "$IMAGE" "$@"
@@ -56,7 +57,6 @@ run() {
 run llama-platform --help | head -5
 
 # The training entrypoint on a tiny config (synthetic issues, 10 steps, CPU).
-mkdir -p "$WORK/data" && chmod 777 "$WORK/data"
 PYTHONPATH=$PWD ${PYTHON:-.venv/bin/python} - "$WORK/data" <<'EOF'
 import sys
 from pathlib import Path
