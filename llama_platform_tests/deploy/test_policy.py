@@ -63,6 +63,17 @@ def test_every_pod_restricted_with_requests_and_limits(overlay):
     assert policy.all_pod_violations(objects(overlay)) == []
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_long_running_containers_have_liveness_and_readiness_probes(overlay):
+    for obj in objects(overlay):
+        if obj["kind"] in ("Deployment", "StatefulSet"):
+            for c in obj["spec"]["template"]["spec"]["containers"]:
+                assert "livenessProbe" in c and "readinessProbe" in c, f"{obj['kind']}/{obj['metadata']['name']}/{c['name']}"
+        if obj["kind"] == "ServingRuntime":
+            for c in obj["spec"]["containers"]:
+                assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+
+
 @pytest.mark.parametrize("values", HELM_VALUES[:1])
 def test_dagster_chart_pods_restricted_with_requests_and_limits(values):
     pods = list(helm_pod_specs(helm_values(values)))
