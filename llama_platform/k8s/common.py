@@ -10,11 +10,16 @@ from __future__ import annotations
 
 from kubernetes.client import (
     V1Capabilities,
+    V1ConfigMapEnvSource,
+    V1ConfigMapKeySelector,
     V1EmptyDirVolumeSource,
     V1EnvFromSource,
+    V1EnvVar,
+    V1EnvVarSource,
     V1PodSecurityContext,
     V1SeccompProfile,
     V1SecretEnvSource,
+    V1SecretKeySelector,
     V1SecurityContext,
     V1Toleration,
     V1Volume,
@@ -48,6 +53,16 @@ FORGE_SECRET = "llama-platform-forge-tokens"  # GITHUB_TOKEN, GITEE_TOKEN
 SERVING_KEYS_SECRET = "llama-platform-serving-keys"  # hashed API keys and service tokens
 MLFLOW_DB_SECRET = "mlflow-postgres"
 DAGSTER_DB_SECRET = "dagster-postgresql-secret"  # the Dagster Helm chart's default name
+S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+
+# Non-secret settings every platform pod reads (a ConfigMap per namespace that runs our code).
+# Keys are env var names: boto3 and MLflow read them directly.
+CONFIG_MAP = "llama-platform-config"
+CONFIG_MAP_KEYS = ("AWS_ENDPOINT_URL", "AWS_REGION", "MLFLOW_TRACKING_URI", "MLFLOW_S3_ENDPOINT_URL")
+CONFIG_MAP_OPTIONAL_KEYS = ("AWS_REGION", "MLFLOW_S3_ENDPOINT_URL")
+
+# The label dagster-k8s puts on run/step pods; our training pods and TrainJobs carry it too.
+DAGSTER_RUN_ID_LABEL = "dagster/run-id"
 
 DEFAULT_IMAGES = {
     "platform": "ghcr.io/llama-platform/platform:0.1.0",
@@ -113,3 +128,37 @@ def scratch_volumes(size_limit: str = "20Gi") -> tuple[list[V1Volume], list[V1Vo
 def secret_env(*secret_names: str) -> list[V1EnvFromSource]:
     """Env vars from Secrets (values never appear in the pod spec)."""
     return [V1EnvFromSource(secret_ref=V1SecretEnvSource(name=name)) for name in secret_names]
+
+
+def config_map_env(*config_map_names: str) -> list[V1EnvFromSource]:
+    """Env vars from ConfigMaps (non-secret settings such as endpoints)."""
+    return [V1EnvFromSource(config_map_ref=V1ConfigMapEnvSource(name=name)) for name in config_map_names]
+
+
+def secret_key_env(secret_name: str, keys: tuple[str, ...]) -> list[V1EnvVar]:
+    """One env var per Secret key, for APIs that take `env` but not `envFrom` (TrainJob's trainer)."""
+    return [
+        V1EnvVar(name=key, value_from=V1EnvVarSource(secret_key_ref=V1SecretKeySelector(name=secret_name, key=key)))
+        for key in keys
+    ]
+
+
+def config_map_key_env(config_map_name: str, keys: tuple[str, ...], optional: tuple[str, ...] = ()) -> list[V1EnvVar]:
+    """One env var per ConfigMap key. A missing required key stops the pod from starting
+    (CreateContainerConfigError, which the launcher reports) instead of a confusing default."""
+    return [
+        V1EnvVar(
+            name=key,
+            value_from=V1EnvVarSource(
+                config_map_key_ref=V1ConfigMapKeySelector(name=config_map_name, key=key, optional=key in optional or None)
+            ),
+        )
+        for key in keys
+    ]
+
+
+def shm_volume(size_limit: str = "16Gi") -> tuple[V1Volume, V1VolumeMount]:
+    """A memory-backed /dev/shm: the runtime's default is 64 MiB, too small for PyTorch dataloader
+    workers and NCCL's shared-memory transport."""
+    volume = V1Volume(name="dshm", empty_dir=V1EmptyDirVolumeSource(medium="Memory", size_limit=size_limit))
+    return volume, V1VolumeMount(name="dshm", mount_path="/dev/shm")
