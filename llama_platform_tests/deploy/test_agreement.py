@@ -16,7 +16,7 @@ import pytest
 from kubernetes.client import ApiClient, V1Container, V1ObjectMeta, V1Pod, V1PodSpec, V1ResourceRequirements
 
 import llama_platform.k8s
-from llama_platform.k8s import common
+from llama_platform.k8s import common, training
 from llama_platform_tests.deploy import dagster_jobs
 from llama_platform_tests.deploy.manifests import OVERLAYS, objects, pod_specs
 
@@ -47,12 +47,33 @@ def _common_training_pod() -> dict:
     return API.sanitize_for_serialization(pod)
 
 
+def _pipes_training_pod() -> dict:
+    """The pod PipesK8sClient creates from training.pipes_pod_request (base meta + spec)."""
+    request = training.pipes_pod_request(run_id="run-1", config_uri="s3://llama-platform/runs/run-1/train.json",
+                                         image=common.DEFAULT_IMAGES["trainer"], shape=training.NodeShape(),
+                                         active_deadline_s=3600)
+    meta = {**request["base_pod_meta"], "name": "train-run-1", "namespace": request["namespace"]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": request["base_pod_spec"]}
+
+
+def _train_job() -> dict:
+    job = training.train_job(name="train-run-1", run_id="run-1", config_uri="s3://llama-platform/runs/run-1/train.json",
+                             image=common.DEFAULT_IMAGES["trainer"], shape=training.NodeShape(gpus=8), num_nodes=2,
+                             active_deadline_s=3600)
+    return job.to_dict()
+
+
 BUILDERS = {
     "common: training pod": _common_training_pod,
+    "training: Pipes pod": _pipes_training_pod,
+    "training: TrainJob": _train_job,
     "dagster-k8s: run Job (Helm values)": dagster_jobs.run_job,
     "dagster-k8s: step Job (k8s_job_executor)": dagster_jobs.step_job,
 }
-COVERED_MODULES = {"common"}
+# status.py builds no objects (it reads pod and TrainJob status).
+COVERED_MODULES = {"common", "training", "status"}
+# Runtimes a TrainJob may name besides the manifests' own: the Kubeflow Trainer's default.
+TRAINER_DEFAULT_RUNTIMES = {("ClusterTrainingRuntime", training.DEFAULT_RUNTIME)}
 
 
 def test_every_k8s_module_is_covered():
@@ -75,7 +96,10 @@ class Manifests:
         self.config_maps = {(o["metadata"]["namespace"], o["metadata"]["name"])
                             for o in self.objs if o["kind"] == "ConfigMap"}
         self.pods = [(o, where, pod, pod_level) for o in self.objs for where, pod, pod_level in pod_specs(o)]
-        self.training_runtimes = {o["metadata"]["name"] for o in self.objs if o["kind"] == "TrainingRuntime"}
+        self.training_runtimes = {(o["kind"], o["metadata"]["name"]) for o in self.objs
+                                  if o["kind"] in ("TrainingRuntime", "ClusterTrainingRuntime")}
+        self.config_map_keys = {(o["metadata"]["namespace"], o["metadata"]["name"]): set(o.get("data", {}))
+                                for o in self.objs if o["kind"] == "ConfigMap"}
         self.serving_runtimes = {o["metadata"]["name"] for o in self.objs if o["kind"] == "ServingRuntime"}
 
     def pod_context(self) -> dict:
@@ -125,6 +149,13 @@ def test_manifests_use_common_values(manifests):
                 used.add(c["image"])
                 assert want_mounts <= {(m["name"], m["mountPath"]) for m in c["volumeMounts"]}, where
     assert used == platform_images
+    # The settings ConfigMap has every key the built pods read one by one (TrainJob env).
+    for ns in ("dagster", "training", "serving"):
+        assert set(common.CONFIG_MAP_KEYS) <= manifests.config_map_keys[(ns, common.CONFIG_MAP)], ns
+    # The training Role grants exactly what the launcher code needs (training.launcher_rbac_rules).
+    role = next(o for o in manifests.objs if o["kind"] == "Role" and o["metadata"]["name"] == "dagster-run-training")
+    want = [API.sanitize_for_serialization(r) for r in training.launcher_rbac_rules()]
+    assert role["rules"] == want
     for o in manifests.objs:
         assert o["metadata"]["labels"]["app.kubernetes.io/part-of"] == common.PART_OF
 
@@ -137,6 +168,18 @@ def _built_pods(obj: dict) -> list[dict]:
         return [obj["spec"]["template"]["spec"]]
     if kind == "InferenceService":
         return [obj["spec"]["predictor"]]
+    if kind == "TrainJob":
+        # The pod side of a TrainJob is its runtime patch; the trainer's env and resources are the
+        # node container's (merged by name into the patch's container).
+        out = []
+        for patch in obj["spec"].get("runtimePatches", []):
+            for job in patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]:
+                pod = job["template"]["spec"]["template"]["spec"]
+                trainer = obj["spec"]["trainer"]
+                containers = [{**c, "env": trainer.get("env", []), "resources": trainer.get("resourcesPerNode", {})}
+                              for c in pod.get("containers", [])]
+                out.append({**pod, "containers": containers})
+        return out
     return []
 
 
@@ -149,9 +192,10 @@ def test_built_objects_agree_with_manifests(name, manifests):
     if obj["kind"] != "Job" or "app.kubernetes.io/part-of" in labels:
         assert labels.get("app.kubernetes.io/part-of") == common.PART_OF, name
     if obj["kind"] == "TrainJob":
-        assert obj["spec"]["runtimeRef"]["name"] in manifests.training_runtimes, name
+        runtime = (obj["spec"]["runtimeRef"]["kind"], obj["spec"]["runtimeRef"]["name"])
+        assert runtime in manifests.training_runtimes | TRAINER_DEFAULT_RUNTIMES, f"{name}: runtime {runtime}"
     pods = _built_pods(obj)
-    assert pods or obj["kind"] in ("TrainJob", "Model", "Experiment"), f"{name}: unknown kind {obj['kind']}"
+    assert pods or obj["kind"] in ("Model", "Experiment"), f"{name}: unknown kind {obj['kind']}"
     for pod in pods:
         assert (ns, pod["serviceAccountName"]) in manifests.accounts, f"{name}: account not in the manifests"
         if "securityContext" in pod or obj["kind"] != "InferenceService":
@@ -163,6 +207,13 @@ def test_built_objects_agree_with_manifests(name, manifests):
                     assert (ns, source["secretRef"]["name"]) in manifests.secrets, f"{name}: {source}"
                 if "configMapRef" in source:
                     assert (ns, source["configMapRef"]["name"]) in manifests.config_maps, f"{name}: {source}"
+            for env in c.get("env", []):
+                ref = env.get("valueFrom", {})
+                if "secretKeyRef" in ref:
+                    assert (ns, ref["secretKeyRef"]["name"]) in manifests.secrets, f"{name}: {env}"
+                if "configMapKeyRef" in ref and not ref["configMapKeyRef"].get("optional"):
+                    key = (ns, ref["configMapKeyRef"]["name"])
+                    assert ref["configMapKeyRef"]["key"] in manifests.config_map_keys.get(key, set()), f"{name}: {env}"
             if common.GPU_RESOURCE in c.get("resources", {}).get("limits", {}):
                 selector, tolerations = manifests.gpu_placement()
                 assert selector.items() >= common.GPU_NODE_SELECTOR.items()

@@ -137,7 +137,7 @@ def test_settings_configmap_is_read_by_settings_py():
     from llama_platform.settings import load_settings
 
     for overlay in OVERLAYS:
-        maps = [o for o in objects(overlay) if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "llama-platform-settings"]
+        maps = [o for o in objects(overlay) if o["kind"] == "ConfigMap" and o["metadata"]["name"] == "llama-platform-config"]
         assert {m["metadata"]["namespace"] for m in maps} == {"dagster", "training", "serving"}
         for cm in maps:
             settings = load_settings(cm["data"])

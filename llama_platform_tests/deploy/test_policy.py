@@ -27,8 +27,8 @@ def test_dagster_run_pods_launch_only_where_they_must(overlay):
     creates = {ns: {(g, r) for g, r, v in perms if v == "create"} for ns, perms in granted.items()}
     # Step Jobs of the k8s_job_executor beside the run; no bare pods, nothing else.
     assert creates["dagster"] == {("batch", "jobs")}
-    # Training: the Pipes pod, Jobs and TrainJobs only here.
-    assert creates["training"] == {("", "pods"), ("batch", "jobs"), ("trainer.kubeflow.org", "trainjobs")}
+    # Training: the Pipes pod and TrainJobs only here.
+    assert creates["training"] == {("", "pods"), ("trainer.kubeflow.org", "trainjobs")}
     # Serving: InferenceServices and Seldon Models/Experiments only here.
     assert creates["serving"] == {("serving.kserve.io", "inferenceservices"), ("mlops.seldon.io", "models"),
                                   ("mlops.seldon.io", "experiments")}
