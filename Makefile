@@ -3,10 +3,12 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast ui lab browser java clean
+.PHONY: setup run test test-fast ui lab browser java checkov clean
 
 # Re-install only when pyproject.toml changes. torch==2.13.0 resolves to the CPU wheel on local disk.
 $(STAMP): pyproject.toml
@@ -29,10 +31,19 @@ java:
 
 setup: $(STAMP) java
 
+# checkov (deploy/ scans in llama_platform_tests/deploy/test_checkov.py) in an environment of its
+# own: installed next to the platform it downgrades boto3/botocore, packaging and networkx.
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q checkov==3.3.30
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
+
 run: setup
 	$(BIN)/llama-platform run $(ARGS)
 
-test: setup browser
+test: setup browser checkov
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
