@@ -16,7 +16,7 @@ import pytest
 from kubernetes.client import ApiClient, V1Container, V1ObjectMeta, V1Pod, V1PodSpec, V1ResourceRequirements
 
 import llama_platform.k8s
-from llama_platform.k8s import common, training
+from llama_platform.k8s import common, katib, training
 from llama_platform_tests.deploy import dagster_jobs
 from llama_platform_tests.deploy.manifests import OVERLAYS, objects, pod_specs
 
@@ -63,7 +63,12 @@ def _train_job() -> dict:
     return job.to_dict()
 
 
+def _katib_experiment() -> dict:
+    return katib.to_manifest(katib.hyperparameter_experiment("triage-hparams", "triage-train-config", max_trials=4))
+
+
 BUILDERS = {
+    "katib: Experiment (trial Job)": _katib_experiment,
     "common: training pod": _common_training_pod,
     "training: Pipes pod": _pipes_training_pod,
     "training: TrainJob": _train_job,
@@ -71,7 +76,7 @@ BUILDERS = {
     "dagster-k8s: step Job (k8s_job_executor)": dagster_jobs.step_job,
 }
 # status.py builds no objects (it reads pod and TrainJob status).
-COVERED_MODULES = {"common", "training", "status"}
+COVERED_MODULES = {"common", "training", "status", "katib"}
 # Runtimes a TrainJob may name besides the manifests' own: the Kubeflow Trainer's default.
 TRAINER_DEFAULT_RUNTIMES = {("ClusterTrainingRuntime", training.DEFAULT_RUNTIME)}
 
@@ -168,6 +173,9 @@ def _built_pods(obj: dict) -> list[dict]:
         return [obj["spec"]["template"]["spec"]]
     if kind == "InferenceService":
         return [obj["spec"]["predictor"]]
+    if kind == "Experiment" and obj["apiVersion"].startswith("kubeflow.org/"):
+        # Katib: each trial is the Job in the trial template.
+        return [obj["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]]
     if kind == "TrainJob":
         # The pod side of a TrainJob is its runtime patch; the trainer's env and resources are the
         # node container's (merged by name into the patch's container).
