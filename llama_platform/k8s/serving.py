@@ -53,11 +53,14 @@ from llama_platform.k8s.common import (
 )
 
 MODEL_NAME = "llama4-triage"
-MODEL_FORMAT = "llama-triage"  # what the ServingRuntime (deploy/k8s) declares it supports
-SERVING_RUNTIME = "llama-triage"  # the ServingRuntime running llama_platform.serving.server
-SELDON_SERVER = "mlserver-triage"
+# Names shared with deploy/k8s/base/serving (a test checks they agree).
+MODEL_FORMAT = ("llama-platform-triage", "1")  # (name, version) the ServingRuntime supports
+SERVING_RUNTIME = "llama-platform-predictor"  # the ServingRuntime running llama_platform.serving.server
+SELDON_SERVER = "llama-platform-mlserver"
 SELDON_SERVER_CONFIG = "mlserver"  # Seldon Core 2's stock MLServer ServerConfig
-SELDON_REQUIREMENT = "llama-triage"  # capability the Server offers and the Models require
+SELDON_REQUIREMENT = "llama-platform-triage"  # capability the Server offers and the Models require
+# MLServer with llama_platform and the model stack installed (the stock MLServer image has no torch).
+MLSERVER_IMAGE = "ghcr.io/llama-platform/mlserver-triage:0.1.0"
 KEYS_MOUNT = "/etc/llama-platform/serving-keys"
 KEYS_FILE = "keys.json"  # the key in SERVING_KEYS_SECRET holding {"keys": [...]} (hashes only)
 
@@ -139,11 +142,12 @@ def inference_service(storage_uri: str, canary_traffic_percent: int | None = Non
     if shape.gpus:
         resources[GPU_RESOURCE] = str(shape.gpus)
     model = V1beta1ModelSpec(
-        model_format=V1beta1ModelFormat(name=MODEL_FORMAT),
+        model_format=V1beta1ModelFormat(name=MODEL_FORMAT[0], version=MODEL_FORMAT[1]),
         runtime=SERVING_RUNTIME,
         storage_uri=storage_uri,
         protocol_version="v2",
-        args=[f"--name={name}", f"--max-batch={shape.max_batch}", f"--max-wait-ms={shape.max_wait_ms}"],
+        # Appended to the ServingRuntime's args (--model-dir, --name, --host, --http-port).
+        args=[f"--max-batch={shape.max_batch}", f"--max-wait-ms={shape.max_wait_ms}"],
         env=[V1EnvVar(name="LLAMA_PLATFORM_SERVING_KEYS_FILE", value=f"{KEYS_MOUNT}/{KEYS_FILE}")],
         resources=V1ResourceRequirements(requests=dict(resources), limits=dict(resources)),
         security_context=container_security_context(),
@@ -352,6 +356,7 @@ def seldon_server(shape: ServingShape = ServingShape()) -> dict:
     api = ApiClient()
     pod_spec = {
         "serviceAccountName": sa,
+        "automountServiceAccountToken": False,
         "securityContext": api.sanitize_for_serialization(pod_security_context()),
         "nodeSelector": dict(GPU_NODE_SELECTOR) if shape.gpus else {},
         "tolerations": api.sanitize_for_serialization(gpu_tolerations()) if shape.gpus else [],
@@ -359,7 +364,7 @@ def seldon_server(shape: ServingShape = ServingShape()) -> dict:
         # Seldon merges this container into the Server's pod by name.
         "containers": [{
             "name": "mlserver",
-            "image": "ghcr.io/llama-platform/mlserver-triage:0.1.0",
+            "image": MLSERVER_IMAGE,
             "securityContext": api.sanitize_for_serialization(container_security_context()),
             "volumeMounts": api.sanitize_for_serialization(mounts),
             "resources": {"requests": {"cpu": shape.cpu, "memory": shape.memory,

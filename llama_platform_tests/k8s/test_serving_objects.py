@@ -33,6 +33,9 @@ POLICY = CanaryPolicy(canary_percent=10, min_requests=100, max_error_rate=0.01, 
 
 def test_inference_service_shape():
     isvc = to_dict(inference_service(CANDIDATE, 10, ServingShape(min_replicas=2, max_replicas=6, gpus=1)))
+    from llama_platform_tests.deploy.crds import crd_errors
+
+    assert crd_errors(isvc) == []  # every field and type known to the kserve SDK's InferenceService
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1" and isvc["kind"] == "InferenceService"
     assert isvc["metadata"]["namespace"] == common.NAMESPACES["serving"]
     assert isvc["metadata"]["labels"]["app.kubernetes.io/component"] == "serving"
@@ -187,3 +190,31 @@ def test_k8s_profile_deploys_through_kserve():
     endpoint = build_resources(load_settings(env))["endpoint"]
     assert isinstance(endpoint, KServeEndpointResource) and endpoint.url == "https://triage.example.com"
     assert isinstance(build_resources(load_settings({}))["endpoint"], LocalEndpointResource)
+
+
+def test_objects_agree_with_the_deploy_manifests():
+    """The InferenceService selects deploy/'s ServingRuntime, and the Seldon objects match its Server
+    (and fit the Server CRD schema vendored for the deploy tests)."""
+    from pathlib import Path
+
+    import yaml
+
+    from llama_platform_tests.deploy.crds import crd_errors
+
+    base = Path(__file__).resolve().parents[2] / "deploy" / "k8s" / "base" / "serving"
+    runtime = yaml.safe_load((base / "servingruntime.yaml").read_text())
+    server = yaml.safe_load((base / "seldon-server.yaml").read_text())
+    model = to_dict(inference_service(CHAMPION))["spec"]["predictor"]["model"]
+    assert model["runtime"] == runtime["metadata"]["name"]
+    assert {"name": model["modelFormat"]["name"], "version": model["modelFormat"]["version"]} in [
+        {k: f[k] for k in ("name", "version")} for f in runtime["spec"]["supportedModelFormats"]]
+    assert model["protocolVersion"] in runtime["spec"]["protocolVersions"]
+    ours, champion = seldon_objects(CHAMPION, None)
+    assert crd_errors(ours) == []
+    assert ours["metadata"]["name"] == server["metadata"]["name"] == champion["spec"]["server"]
+    assert ours["metadata"]["namespace"] == server["metadata"]["namespace"]
+    for field in ("serverConfig", "extraCapabilities"):
+        assert ours["spec"][field] == server["spec"][field], field
+    for field in ("serviceAccountName", "automountServiceAccountToken", "securityContext"):
+        assert ours["spec"]["podSpec"][field] == server["spec"]["podSpec"][field], field
+    assert set(champion["spec"]["requirements"]) <= set(server["spec"]["extraCapabilities"])
