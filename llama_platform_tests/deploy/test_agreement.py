@@ -16,7 +16,7 @@ import pytest
 from kubernetes.client import ApiClient, V1Container, V1ObjectMeta, V1Pod, V1PodSpec, V1ResourceRequirements
 
 import llama_platform.k8s
-from llama_platform.k8s import common, katib, training
+from llama_platform.k8s import common, katib, serving, training
 from llama_platform_tests.deploy import dagster_jobs
 from llama_platform_tests.deploy.manifests import OVERLAYS, objects, pod_specs
 
@@ -67,7 +67,18 @@ def _katib_experiment() -> dict:
     return katib.to_manifest(katib.hyperparameter_experiment("triage-hparams", "triage-train-config", max_trials=4))
 
 
+_SERVING_URI = "s3://llama-platform/mlflow/models/m-1/artifacts/model"
+
+
+def _seldon(kind: str) -> dict:
+    return next(o for o in serving.seldon_objects(_SERVING_URI, _SERVING_URI + "-2") if o["kind"] == kind)
+
+
 BUILDERS = {
+    "serving: InferenceService (canary)": lambda: serving.to_dict(serving.inference_service(_SERVING_URI, 10)),
+    "serving: Seldon Server": lambda: _seldon("Server"),
+    "serving: Seldon Model": lambda: _seldon("Model"),
+    "serving: Seldon Experiment": lambda: _seldon("Experiment"),
     "katib: Experiment (trial Job)": _katib_experiment,
     "common: training pod": _common_training_pod,
     "training: Pipes pod": _pipes_training_pod,
@@ -76,7 +87,7 @@ BUILDERS = {
     "dagster-k8s: step Job (k8s_job_executor)": dagster_jobs.step_job,
 }
 # status.py builds no objects (it reads pod and TrainJob status).
-COVERED_MODULES = {"common", "training", "status", "katib"}
+COVERED_MODULES = {"common", "training", "status", "katib", "serving"}
 # Runtimes a TrainJob may name besides the manifests' own: the Kubeflow Trainer's default.
 TRAINER_DEFAULT_RUNTIMES = {("ClusterTrainingRuntime", training.DEFAULT_RUNTIME)}
 
@@ -173,6 +184,8 @@ def _built_pods(obj: dict) -> list[dict]:
         return [obj["spec"]["template"]["spec"]]
     if kind == "InferenceService":
         return [obj["spec"]["predictor"]]
+    if kind == "Server" and obj["apiVersion"].startswith("mlops.seldon.io/"):
+        return [obj["spec"]["podSpec"]]
     if kind == "Experiment" and obj["apiVersion"].startswith("kubeflow.org/"):
         # Katib: each trial is the Job in the trial template.
         return [obj["spec"]["trialTemplate"]["trialSpec"]["spec"]["template"]["spec"]]
