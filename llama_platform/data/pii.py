@@ -29,11 +29,11 @@ NATIONAL_ID = "NATIONAL_ID"
 IBAN = "IBAN"
 KINDS = (EMAIL, IP_ADDRESS, PHONE, CARD_NUMBER, NATIONAL_ID, IBAN)
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])")
+_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])", re.ASCII)
 # A file name with a density suffix (`logo@2x.png`) is not an address.
 _NOT_MAIL_TLD = frozenset("png jpg jpeg gif svg webp ico bmp js mjs ts css map json lock html py rb go rs".split())
-_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)")
-_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
+_IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)", re.ASCII)
+_IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])", re.ASCII)
 # Kept as is: they identify no one and say a lot in bug reports ("listening on 127.0.0.1").
 _HARMLESS_IPS = {"127.0.0.1", "0.0.0.0", "::1", "::", "255.255.255.255"}
 # Words before a dotted quad that make it a version, not an address (`AssemblyVersion("1.2.3.4")`,
@@ -46,21 +46,20 @@ _IP_BEFORE = re.compile(r"(?i)(?:\bip|address|addr|host|server|ping|connect|list
 
 # Phone candidates: international (`+86 138 1234 5678`, `0049 30 1234567`), grouped national
 # (`(415) 555-2671`, `020 7946 0958`) or a bare Chinese mobile number (`13812345678`).
-_PHONE = re.compile(
-    r"(?<![\w+/.:#=-])(?:(?:\+|00)\d{1,3}[\s.-]?)?(?:\(\d{1,5}\)[\s.-]?)?\d{1,5}(?:[\s.-]\d{1,5}){0,5}(?![\w/-]|[.:]\d)"
-)
+# Look-arounds are ASCII: Chinese text runs straight into a number ("手机13812345678").
+_PHONE = re.compile(r"(?<![A-Za-z0-9_+/.:#=-])(?:\+|00)?[\d(][\d \t().-]{5,20}\d(?![A-Za-z0-9_/-]|[.:]\d)")
 _CN_MOBILE = re.compile(r"(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d{4}){2}")
 _PHONE_CONTEXT = re.compile(
     r"(?i)(?:phone|tel|mobile|cell|call|fax|whatsapp|wechat|sms|contact|reach|number|电话|手机|联系|号码|微信)"
 )
 _PHONE_REGIONS = ("US", "GB", "DE", "FR", "IN", "CN", "JP", "BR", "AU", "CA", "ES", "IT", "NL", "RU")
 # Numbers that are something else: versions, dates and times, ids and hashes nearby.
-_NOT_PHONE_BEFORE = re.compile(r"(?i)(?:version|ver|v|#|id|no\.|issue|pr|build|port|pid|line|at|sha|commit|order)[\s:=#]{0,2}$")
+_NOT_PHONE_BEFORE = re.compile(r"(?i)(?:\b(?:version|ver|v|id|no\.|issue|pr|build|port|pid|line|sha|commit|order|ticket)|#)[\s:=#]{0,2}$")
 _DATE_LIKE = re.compile(r"\d{4}[-./]\d{1,2}[-./]\d{1,2}|\d{1,2}[-./]\d{1,2}[-./]\d{4}|\d{1,2}:\d{2}")
 
-_CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)")
-_CN_RIC = re.compile(r"(?<![\w])[1-9]\d{16}[\dXx](?![\w])")
-_SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
+_CARD = re.compile(r"(?<![\w.-])\d(?:[ -]?\d){12,18}(?![\w-]|\.\d)", re.ASCII)
+_CN_RIC = re.compile(r"(?<![A-Za-z0-9_])[1-9]\d{16}[\dXx](?![A-Za-z0-9_])")
+_SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])", re.ASCII)
 _IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])")
 
 
@@ -172,10 +171,31 @@ def _cards(text: str) -> list[Span]:
     return out
 
 
+# Province codes (GB/T 2260): the ID's first two digits.
+_CN_PROVINCES = frozenset("11 12 13 14 15 21 22 23 31 32 33 34 35 36 37 41 42 43 44 45 46 50 51 52 53 54 61 62 63 64 65 71 81 82".split())
+
+
+def _valid_cn_ric(number: str) -> bool:
+    """A Chinese resident ID: province, birth date and the ISO 7064 MOD 11-2 check digit.
+
+    Not `ric.is_valid`: it also wants the county code to have existed at the birth date, and
+    counties are renamed and created all the time (a Shenzhen district from 1990 holds IDs of
+    people born before it), so real IDs would be kept.
+    """
+    number = number.upper()
+    if number[:2] not in _CN_PROVINCES or ric.calc_check_digit(number) != number[-1]:
+        return False
+    try:
+        ric.get_birth_date(number)
+    except ValueError:  # stdnum's InvalidComponent is a ValueError
+        return False
+    return True
+
+
 def _national_ids(text: str) -> list[Span]:
     out = []
     for m in _CN_RIC.finditer(text):
-        if ric.is_valid(m.group()):  # region, birth date and the MOD 11-2 check digit
+        if _valid_cn_ric(m.group()):
             out.append((m.start(), m.end(), NATIONAL_ID))
     if "-" in text:
         for m in _SSN.finditer(text):

@@ -85,6 +85,7 @@ _GLOBAL_DROP = (
     r"(?i)^(?:true|false|null|none|nil|undefined)$", r"^(.)\1*$", r"^\$(?:\d+|\{\d+\})$", r"^\$\{?[A-Za-z_]+\}?$",
     r"^\{\{[ \t]*[\w ().|]+[ \t]*\}\}$", r"^\$\{\{.*\}\}$", r"^%[A-Za-z_]+%$", r"^<[^<>]+>$", r"^\*+$",
     r"^/(?:Users|bin|etc|home|opt|tmp|usr|var)/",
+    r"(?i)^(?:change_?me|changeit|password|passw0rd|secret|example|test|dummy|placeholder|redacted|your[_-]?\w+)$",
 )  # fmt: skip
 
 
@@ -283,7 +284,7 @@ _SAFE_SHAPE = re.compile(
 )
 # A path, module or identifier: every segment a word with at most a short number (`site-packages/`,
 # `python3.11`, `com.example.HttpClient2`); random keys mix digits and letters throughout.
-_WORDISH = re.compile(r"[A-Za-z_-]*\d{0,4}[A-Za-z_-]*|[A-Za-z]+(?:[-_][A-Za-z0-9]+)*")
+_WORDISH = re.compile(r"[A-Za-z_-]*\d{0,4}[A-Za-z_-]*|[A-Za-z]+\d{0,4}(?:[-_][A-Za-z]+\d{0,4})*")
 
 
 def _safe_shape(token: str) -> bool:
@@ -317,6 +318,8 @@ def _plausible_value(value: str, key: str) -> bool:
         return False
     if v.startswith(("<", "$", "{")) or v.endswith(")"):
         return False
+    if len(v) >= 32 and re.fullmatch(r"[0-9a-f]+|[0-9A-F]+", v):
+        return True  # a hex token after a credential word (Gitee, Mailgun, many APIs); SHAs follow other words
     if re.fullmatch(r"\d{1,6}|\d+(?:\.\d+)+|[a-z]+", v):  # a port, a version, a lowercase word
         return key.isupper() and not v.isdigit()  # `DB_PASSWORD=hunter` in a .env: yes; `token: expired`: no
     if re.fullmatch(r"[A-Za-z][a-z]+", v) and not key.isupper():  # a capitalised word in prose
