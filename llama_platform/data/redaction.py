@@ -18,7 +18,7 @@ from functools import lru_cache
 from typing import Callable, Iterable
 
 from llama_platform.data.pii import EMAIL, IP_ADDRESS, KINDS, pii_spans
-from llama_platform.data.secrets import GENERIC_KINDS, secret_spans
+from llama_platform.data.secrets import GENERIC_KINDS, scan
 
 __all__ = ["EMAIL", "IP_ADDRESS", "PLACEHOLDER", "find_secrets", "redact", "pseudonymise", "mention_replacer"]
 
@@ -30,8 +30,9 @@ _SAFE = re.compile(r"data:(?:image|font|audio|video)/[\w.+-]+;base64,[A-Za-z0-9+
 
 
 def _spans(text: str) -> list[tuple[int, int, str]]:
-    secrets = [(s, e, f"SECRET:{kind}") for s, e, kind in secret_spans(text)]
-    pii = pii_spans(text)
+    found, hits = scan(text)  # one Hyperscan scan decides which secret and PII checks run
+    secrets = [(s, e, f"SECRET:{kind}") for s, e, kind in found]
+    pii = pii_spans(text, hits)
     if secrets and pii:  # `https://bob:pw@git.example.com`: "pw@git.example.com" is no address
         pii = [p for p in pii if p[2] != EMAIL or not any(s <= p[0] < e for s, e, _ in secrets)]
     spans = secrets + pii

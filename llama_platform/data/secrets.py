@@ -36,6 +36,8 @@ from pathlib import Path
 
 import hyperscan
 
+from llama_platform.data.pii import PREFILTER as PII_PREFILTER
+
 Span = tuple[int, int, str]  # (start, end, kind) in the text
 
 
@@ -413,14 +415,16 @@ _OWN_PREFILTER = {
     "password_flag": r"(?i)\s-p[^\s]|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)[=\s]|sshpass|redis-cli",
     "assignment": r"(?i)(?:pass|pwd|psw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?[ \t]{0,3}(?:=|:|is\b|as\b)",
     "aws_secret": r"[A-Za-z0-9/+]{40}",
-    "context_token": r"[A-Za-z0-9_+/=.~-]{16}",
+    # A credential word, then within the line a 16-character token (or a 32-character one anywhere).
+    "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+/=.~-]{32}",
 }
 
 
 @lru_cache(maxsize=1)
 def own_patterns() -> dict[str, str]:
-    """Prefilter expressions of our rules by name (one per `on(...)` switch in `_own_spans`)."""
-    return {**_OWN_PREFILTER, **{name: rx.pattern for name, rx in _provider_regexes().items()}}
+    """Prefilter expressions of our rules by name (one per `on(...)` switch in `_own_spans`), and of
+    the personal-data checks (`pii.PREFILTER`): the redactor scans for all of them at once."""
+    return {**_OWN_PREFILTER, **{name: rx.pattern for name, rx in _provider_regexes().items()}, **PII_PREFILTER}
 
 
 # --- The prefilter -----------------------------------------------------------------------------
@@ -585,12 +589,18 @@ def _rule_spans(text: str, rule: Rule) -> list[Span]:
     return out
 
 
-def secret_spans(text: str) -> list[Span]:
-    """Every secret found in `text`: (start, end, kind), possibly overlapping."""
+def scan(text: str) -> tuple[list[Span], set[str] | None]:
+    """Every secret found in `text` ((start, end, kind), possibly overlapping), and the names of our
+    own and the PII prefilter patterns that matched (None: all may), for `pii.pii_spans`."""
     hits = candidates(text)
     rules = betterleaks_rules()
     spans: list[Span] = []
     for i in range(len(rules)) if hits is None else sorted(h for h in hits if h < len(rules)):
         spans += _rule_spans(text, rules[i])
     own = None if hits is None else {_patterns()[h][0] for h in hits if h >= len(rules)}
-    return spans + _own_spans(text, own)
+    return spans + _own_spans(text, own), own
+
+
+def secret_spans(text: str) -> list[Span]:
+    """Every secret found in `text`: (start, end, kind), possibly overlapping."""
+    return scan(text)[0]
