@@ -54,7 +54,7 @@ def start_local_services(settings: Settings, with_mlflow_ui: bool) -> list:
         port = free_port()
         forge = start_service(
             "replay-forge",
-            [sys.executable, "-m", "llama_platform.sources.replay_forge", "--corpus", str(settings.corpus_dir),
+            [sys.executable, "-m", "llama_platform.replay.forge", "--corpus", str(settings.corpus_dir),
              "--host", "127.0.0.1", "--port", str(port)],
             logs / "replay_forge.log",
         )
@@ -232,7 +232,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    from llama_platform.sources.recorder import record_repo
+    from llama_platform.replay.recorder import record_repo
     from llama_platform.sources.gitee import GiteeForge
     from llama_platform.sources.github import GitHubForge
     from llama_platform.settings import GITEE_TOKEN_ENV, GITHUB_TOKEN_ENV, secret_from_env
@@ -248,7 +248,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_forge(args: argparse.Namespace) -> int:
-    from llama_platform.sources.replay_forge import main as forge_main
+    from llama_platform.replay.forge import main as forge_main
 
     settings = load_settings()
     return forge_main(["--corpus", str(args.corpus or settings.corpus_dir), "--host", "127.0.0.1", "--port", str(args.port)]) or 0

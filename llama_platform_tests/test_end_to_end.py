@@ -17,9 +17,9 @@ from llama_platform.data.store import open_store
 from llama_platform.resources.serving import stop_endpoint
 from llama_platform.services import free_port
 from llama_platform.settings import load_settings
-from llama_platform.sources.corpus import corpus_repos, load_corpus
-from llama_platform.sources.corpus_generator import write_corpus
-from llama_platform.sources.replay_forge import ReplayForgeServer
+from llama_platform.replay.corpus import corpus_repos, load_corpus
+from llama_platform.replay.generator import write_corpus
+from llama_platform.replay.forge import ReplayForgeServer
 
 pytestmark = pytest.mark.slow
 API_KEY = "test-key-0123456789abcdef"

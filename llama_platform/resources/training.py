@@ -1,6 +1,9 @@
-"""How and where fine-tuning runs. Local profile: a subprocess on CPU, launched through Dagster Pipes."""
+"""How and where fine-tuning runs. Local profile: a subprocess on CPU, launched through Dagster Pipes;
+k8s profile: a GPU pod or a TrainJob (the `kubernetes` resource says which and on what hardware)."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from dagster import ConfigurableResource
 
@@ -12,3 +15,4 @@ class TrainingResource(ConfigurableResource):
     learning_rate: float = 3e-3
     seq_len: int = 320
     seed: int = 0
+    launcher: Literal["subprocess", "k8s"] = "subprocess"

@@ -170,10 +170,10 @@ def test_case_folding_characters_do_not_slip_past_the_prefilter(line):
 def _corpus_texts() -> list[str]:
     from pathlib import Path
 
-    from llama_platform.sources.corpus import load_corpus
+    from llama_platform.replay.corpus import load_corpus
 
     texts = []
-    for dump in load_corpus(Path(__file__).resolve().parents[2] / "llama_platform" / "sources" / "corpus"):
+    for dump in load_corpus(Path(__file__).resolve().parents[2] / "llama_platform" / "replay" / "corpus"):
         for item in dump["issues"] + dump["comments"]:
             if isinstance(item.get("body"), str):
                 texts.append(item["body"])

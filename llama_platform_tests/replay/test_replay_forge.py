@@ -10,7 +10,7 @@ from datetime import datetime
 import httpx
 import pytest
 
-from llama_platform.sources.replay_forge import ReplayForgeServer
+from llama_platform.replay.forge import ReplayForgeServer
 
 GH_REPO = "tensorflux/tensorflux"
 GE_REPO = "lingyun-dev/lingyun"

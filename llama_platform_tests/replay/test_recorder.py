@@ -6,7 +6,7 @@ import pytest
 
 from llama_platform.sources.gitee import GiteeForge
 from llama_platform.sources.github import GitHubForge
-from llama_platform.sources.recorder import record_repo
+from llama_platform.replay.recorder import record_repo
 
 
 @pytest.mark.parametrize("key", ["github:weavekit/weave", "gitee:lingyun-dev/lingyun"])

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from llama_platform.sources.corpus import write_repo_file
+from llama_platform.replay.corpus import write_repo_file
 from llama_platform.sources.forge import Forge, check_repo
 
 

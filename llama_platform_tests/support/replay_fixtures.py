@@ -1,4 +1,7 @@
-"""Fixtures for the sources tests: the shipped corpus and one real replay forge process per session."""
+"""Fixtures for the sources and replay tests: the shipped corpus and one real replay forge process per session.
+
+Registered once in the root conftest (pytest_plugins), so both test folders share the session servers.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,9 @@ from collections import defaultdict
 import pytest
 
 from llama_platform.settings import SHIPPED_CORPUS_DIR
-from llama_platform.sources.corpus import load_corpus
-from llama_platform.sources.corpus_generator import MANIFEST_NAME
-from llama_platform.sources.replay_forge import ReplayForgeServer
+from llama_platform.replay.corpus import load_corpus
+from llama_platform.replay.generator import MANIFEST_NAME
+from llama_platform.replay.forge import ReplayForgeServer
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +54,7 @@ def replay(corpus_dir, tmp_path_factory):
 @pytest.fixture(scope="session")
 def small_corpus_dir(tmp_path_factory):
     """A tenth of the shipped corpus (~190 issues): fast to serve, still several pages at small per_page."""
-    from llama_platform.sources.corpus_generator import write_corpus
+    from llama_platform.replay.generator import write_corpus
 
     out = tmp_path_factory.mktemp("small-corpus")
     write_corpus(out, scale=0.1)

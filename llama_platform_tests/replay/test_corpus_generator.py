@@ -9,10 +9,10 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from llama_platform.sources.corpus import corpus_files
-from llama_platform.sources.corpus_generator import FIXED_NOW, LABEL_TO_KIND, MANIFEST_NAME, write_corpus
+from llama_platform.replay.corpus import corpus_files
+from llama_platform.replay.generator import FIXED_NOW, LABEL_TO_KIND, MANIFEST_NAME, write_corpus
 
-from .conftest import comments_by_issue
+from llama_platform_tests.support.replay_fixtures import comments_by_issue
 
 
 def _ts(s: str) -> datetime:
@@ -197,7 +197,7 @@ def test_text_carries_the_label_signal(corpus):
 
 
 def test_comments_factor_scales_comments_only():
-    from llama_platform.sources.corpus_generator import generate
+    from llama_platform.replay.generator import generate
 
     base, base_manifest = generate(scale=0.05)
     more, more_manifest = generate(scale=0.05, comments_factor=3.0)

@@ -38,10 +38,14 @@ def dump_json_gz(obj: Any) -> bytes:
     return gzip.compress(raw, compresslevel=9, mtime=0)
 
 
-def write_repo_file(out_dir: Path | str, source: str, repo: str, issues: list, comments: list) -> Path:
+def write_repo_file(out_dir: Path | str, source: str, repo: str, issues: list, comments: list,
+                    wire: dict | None = None) -> Path:
+    """`wire`: the replay forge's wire quirks for this repo (see `replay.forge`); omitted when None."""
     path = Path(out_dir) / corpus_filename(source, repo)
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"source": source, "repo": repo, "issues": issues, "comments": comments}
+    if wire:
+        data["wire"] = wire
     # Write then rename, so a crash never leaves a truncated file that looks like a corpus.
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(dump_json_gz(data))

@@ -1,6 +1,6 @@
 """Replay forge: a real HTTP server that serves a corpus folder through GitHub's and Gitee's REST APIs.
 
-    python -m llama_platform.sources.replay_forge --corpus DIR --host 127.0.0.1 --port N [--require-token-file F]
+    python -m llama_platform.replay.forge --corpus DIR --host 127.0.0.1 --port N [--require-token-file F]
 
 GitHub REST v3 lives under `/github` (PyGithub: `base_url=http://HOST:PORT/github`), Gitee v5 under
 `/gitee/api/v5`. It implements the parameters and pagination the connectors rely on (state, since,
@@ -18,7 +18,9 @@ Test helpers live under `/_replay` (and as `ReplayForgeServer` methods):
                             matching requests (-1: until cleared) fail; kinds: status (any HTTP status,
                             optional retry-after), secondary_limit (403 + retry-after), too_many_requests
                             (429 + retry-after), reset (socket closed with RST, no response), truncate
-                            (200 with the JSON body cut short), slow (answer after `delay` seconds)
+                            (200 with the JSON body cut short), slow (answer after `delay` seconds),
+                            empty (200 with an empty body), not_json (200 with an HTML body, as a proxy
+                            sends), null_items (200 with the real page, its first item replaced by null)
   POST /_replay/faults/clear
   POST /_replay/ratelimit   {"limit", "remaining", "reset_in", "window", "status"}
   POST /_replay/mutate      {"source", "repo", "op": add_issue|update_issue|add_comment|update_comment, ...}:
@@ -32,15 +34,27 @@ it is never logged or echoed, and uvicorn's access log (which would print query 
 Gitee's access_token) is off. With `--github-app-id` and `--github-app-public-key-file`, GitHub App
 installation tokens are issued (`POST /app/installations/{id}/access_tokens`, JWT checked with the
 app's public key) and accepted.
+
+Wire quirks of real forges, per repo, from the corpus file's optional `"wire"` object (GitHub):
+  link_path: "repositories"  `Link` URLs use `/repositories/{repo id}/...` paths (served too), as GitHub
+                             sends for some repos and endpoints
+  link_style: "cursor"       `Link` URLs carry an opaque `after=` cursor and a `page` parameter is refused
+                             (422, GitHub's message for cursor-paginated endpoints): only a client that
+                             follows the `Link` URL as given can page
+  header_case: "title"       header names sent as `Link`, `ETag` (the default is lower case)
+Single issues are served too (`GET .../issues/{number}`), as are repo-wide comments whose `issue_url`
+ends in the issue's id (older API data): the per-issue comments endpoint still finds them.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import copy
 import hashlib
 import hmac
+import json
 import math
 import secrets
 import socket
@@ -64,14 +78,19 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from llama_platform.services import ServiceProcess, free_port, start_service, wait_http_ok
-from llama_platform.sources.corpus import load_corpus
+from llama_platform.replay.corpus import load_corpus
 from llama_platform.sources.paging import parse_updated
 
 MIN_TS = datetime.min.replace(tzinfo=timezone.utc)
 GH_DOCS = "https://docs.github.com/rest"
 MAX_PER_PAGE = 100
 CST = timezone(timedelta(hours=8))
-FAULT_KINDS = ("status", "secondary_limit", "too_many_requests", "reset", "truncate", "slow")
+FAULT_KINDS = ("status", "secondary_limit", "too_many_requests", "reset", "truncate", "slow", "empty", "not_json",
+               "null_items")
+# What GitHub answers a `page` parameter on an endpoint that pages by cursor.
+CURSOR_ONLY_MESSAGE = ("Pagination with the page parameter is not supported for large datasets, "
+                       "please use cursor based pagination (after/before)")
+NOT_JSON_BODY = b"<html><body><h1>502 Bad Gateway</h1>upstream sent an invalid response</body></html>"
 SECONDARY_MESSAGE = ("You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
                      "If you reach out to GitHub Support for help, please include the request ID.")
 RAW_SEND = "replay.raw_send"  # scope key: the server's own `send`, for faults that need the socket
@@ -112,6 +131,14 @@ class RepoData:
     comments: list[dict]
     comments_by_issue: dict[str, list[dict]] = field(default_factory=dict)
     repo_object: dict = field(default_factory=dict)
+    wire: dict = field(default_factory=dict)  # the corpus file's "wire" quirks (see the module doc)
+
+    def issue_number(self, tail: str) -> str:
+        """The issue number a comment's issue reference means: a number, or (older data) the issue's id."""
+        numbers = {str(i.get("number")) for i in self.issues}
+        if tail in numbers:
+            return tail
+        return next((str(i.get("number")) for i in self.issues if str(i.get("id")) == tail), tail)
 
 
 def _comment_issue_number(source: str, comment: dict) -> str | None:
@@ -119,7 +146,7 @@ def _comment_issue_number(source: str, comment: dict) -> str | None:
         url = comment.get("issue_url")
         return url.rsplit("/", 1)[-1] if isinstance(url, str) else None
     target = (comment.get("target") or {}).get("issue") or {}
-    number = target.get("number")
+    number = target.get("number") if target.get("number") is not None else target.get("id")  # older answers: id only
     return None if number is None else str(number)
 
 
@@ -155,11 +182,11 @@ class ReplayState:
                  app_id: str | None = None, app_public_key: str | None = None):
         self.repos: dict[tuple[str, str], RepoData] = {}
         for i, data in enumerate(load_corpus(corpus_dir)):
-            rd = RepoData(data["source"], data["repo"], data["issues"], data["comments"])
+            rd = RepoData(data["source"], data["repo"], data["issues"], data["comments"], wire=data.get("wire") or {})
             for c in rd.comments:
                 number = _comment_issue_number(rd.source, c)
                 if number is not None:
-                    rd.comments_by_issue.setdefault(number, []).append(c)
+                    rd.comments_by_issue.setdefault(rd.issue_number(number), []).append(c)
             rd.repo_object = (_github_repo_object if rd.source == "github" else _gitee_repo_object)(rd.repo, i)
             self.repos[(rd.source, rd.repo.lower())] = rd
         self.token = token
@@ -181,6 +208,9 @@ class ReplayState:
 
     def repo(self, source: str, owner: str, name: str) -> RepoData | None:
         return self.repos.get((source, f"{owner}/{name}".lower()))
+
+    def repo_by_id(self, source: str, repo_id: str) -> RepoData | None:
+        return next((rd for (s, _), rd in self.repos.items() if s == source and str(rd.repo_object["id"]) == repo_id), None)
 
     def take_fault(self, request: Request) -> dict | None:
         path, query = request.url.path, request.query_params
@@ -253,7 +283,7 @@ def _page(items: list[dict], request: Request, default_per_page: int) -> tuple[l
     return items[(page - 1) * per_page : page * per_page], page, total_pages
 
 
-def _link_header(request: Request, page: int, last: int) -> str | None:
+def _link_header(url: Any, page: int, last: int) -> str | None:
     """RFC 5988 links with absolute URLs built from the request (same host and port the client used)."""
     links = []
     if page < last:
@@ -262,7 +292,7 @@ def _link_header(request: Request, page: int, last: int) -> str | None:
         links += [("prev", min(page - 1, last)), ("first", 1)]
     if not links:
         return None
-    return ", ".join(f'<{request.url.include_query_params(page=p)}>; rel="{rel}"' for rel, p in links)
+    return ", ".join(f'<{url.include_query_params(page=p)}>; rel="{rel}"' for rel, p in links)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -329,8 +359,12 @@ def _fault_response(fault: dict, error: Callable[[int, str], JSONResponse]) -> R
     kind = fault["kind"]
     if kind == "reset":
         return ResetConnection()
-    if kind in ("truncate", "slow"):
+    if kind in ("truncate", "slow", "null_items"):
         return None  # applied to the real answer
+    if kind == "empty":
+        return Response(b"", 200, media_type="application/json")
+    if kind == "not_json":
+        return Response(NOT_JSON_BODY, 200, media_type="text/html")
     if kind == "secondary_limit":
         response = error(fault["status"] or 403, fault["message"] or SECONDARY_MESSAGE)
     elif kind == "too_many_requests":
@@ -340,6 +374,21 @@ def _fault_response(fault: dict, error: Callable[[int, str], JSONResponse]) -> R
     if fault["retry_after"] is not None:
         response.headers["Retry-After"] = str(fault["retry_after"])
     return response
+
+
+def _with_null_item(response: Response) -> Response:
+    """The same page with its first item replaced by `null` (as some proxies and old servers send)."""
+    items = json.loads(response.body)
+    if isinstance(items, list) and items:
+        items[0] = None
+    headers = {k: v for k, v in response.headers.items() if k.lower() not in ("content-length", "etag")}
+    return JSONResponse(items, response.status_code, headers=headers)
+
+
+def _title_case_headers(response: Response) -> None:
+    """Header names as HTTP/1.1 servers often send them (`Link`, `ETag`); Starlette lower-cases them."""
+    response.raw_headers = [(b"ETag" if k == b"etag" else b"-".join(w.capitalize() for w in k.split(b"-")), v)
+                            for k, v in response.raw_headers]
 
 
 def _etag(response: Response) -> str:
@@ -370,7 +419,7 @@ def _endpoint(name: str, source: str, handler: Handler, list_endpoint: bool = Fa
                                                    "Authenticated requests get a higher rate limit.)")
         else:
             p = request.path_params
-            rd = state.repo(source, p["owner"], p["repo"])
+            rd = state.repo_by_id(source, p["repo_id"]) if "repo_id" in p else state.repo(source, p["owner"], p["repo"])
             spend = source == "github"
             if rd is None:
                 response = error(404, "Not Found" if source == "github" else "Not Found Project")
@@ -392,8 +441,12 @@ def _endpoint(name: str, source: str, handler: Handler, list_endpoint: bool = Fa
             state.rate_spend()
         if source == "github":
             response.headers.update(state.rate_headers())
+        if fault is not None and fault["kind"] == "null_items" and response.status_code == 200:
+            response = _with_null_item(response)
         if fault is not None and fault["kind"] == "truncate" and not isinstance(response, ResetConnection):
             response = _truncated(response)
+        if getattr(request.state, "header_case", None) == "title":
+            _title_case_headers(response)
         with state.lock:
             state.status_counts["reset" if isinstance(response, ResetConnection) else str(response.status_code)] += 1
         return response
@@ -401,12 +454,44 @@ def _endpoint(name: str, source: str, handler: Handler, list_endpoint: bool = Fa
     return endpoint
 
 
-def _gh_list(request: Request, items: list[dict]) -> JSONResponse:
+def _gh_list(request: Request, items: list[dict], rd: RepoData | None = None) -> JSONResponse:
+    wire = rd.wire if rd is not None else {}
+    request.state.header_case = wire.get("header_case")
+    if wire.get("link_style") == "cursor":
+        return _gh_cursor_list(request, items, rd)
     chunk, page, total_pages = _page(items, request, default_per_page=30)
     response = JSONResponse(chunk)
-    link = _link_header(request, page, max(total_pages, 1))
+    link = _link_header(_link_base(request, rd), page, max(total_pages, 1))
     if link:
         response.headers["Link"] = link
+    return response
+
+
+def _link_base(request: Request, rd: RepoData | None) -> Any:
+    """The URL the `Link` header is built from: the request's, or its `/repositories/{id}/` form."""
+    url = request.url
+    p = request.path_params
+    if rd is not None and rd.wire.get("link_path") == "repositories" and "owner" in p:
+        url = url.replace(path=url.path.replace(f"/repos/{p['owner']}/{p['repo']}/", f"/repositories/{rd.repo_object['id']}/"))
+    return url
+
+
+def _gh_cursor_list(request: Request, items: list[dict], rd: RepoData) -> JSONResponse:
+    """Cursor paging (`after=`): the `page` parameter is refused, the next page's URL is in `Link` only."""
+    q = request.query_params
+    if q.get("page") not in (None, ""):
+        raise BadParam(CURSOR_ONLY_MESSAGE)
+    per_page = min(max(_int_param(q.get("per_page"), "per_page", 30), 1), MAX_PER_PAGE)
+    start = 0
+    if q.get("after"):
+        try:
+            start = int(base64.urlsafe_b64decode(q["after"].encode()).decode().removeprefix("offset:"))
+        except ValueError as exc:
+            raise BadParam(f"after is not a cursor this server issued: {q['after']!r}") from exc
+    response = JSONResponse(items[start : start + per_page])
+    if start + per_page < len(items):
+        cursor = base64.urlsafe_b64encode(f"offset:{start + per_page}".encode()).decode()
+        response.headers["Link"] = f'<{_link_base(request, rd).include_query_params(after=cursor)}>; rel="next"'
     return response
 
 
@@ -423,7 +508,21 @@ def github_issues(state: ReplayState, request: Request, rd: RepoData) -> JSONRes
     if sort not in ("created", "updated", "comments") or direction not in ("asc", "desc"):
         raise BadParam("sort must be created|updated|comments and direction asc|desc")
     items = rd.issues if st == "all" else [i for i in rd.issues if i.get("state") == st]
-    return _gh_list(request, _select(items, _since(q.get("since")), sort, direction))
+    return _gh_list(request, _select(items, _since(q.get("since")), sort, direction), rd)
+
+
+def _find_issue(rd: RepoData, number: str) -> dict | None:
+    return next((i for i in rd.issues if str(i.get("number")) == number), None)
+
+
+def github_issue(state: ReplayState, request: Request, rd: RepoData) -> JSONResponse:
+    issue = _find_issue(rd, request.path_params["number"])
+    return JSONResponse(issue) if issue is not None else _gh_error(404, "Not Found")
+
+
+def gitee_issue(state: ReplayState, request: Request, rd: RepoData) -> JSONResponse:
+    issue = _find_issue(rd, request.path_params["number"])
+    return JSONResponse(issue) if issue is not None else _gitee_error(404, "Not Found Issue")
 
 
 def github_repo_comments(state: ReplayState, request: Request, rd: RepoData) -> JSONResponse:
@@ -431,7 +530,7 @@ def github_repo_comments(state: ReplayState, request: Request, rd: RepoData) -> 
     sort, direction = q.get("sort", "created"), q.get("direction", "asc")
     if sort not in ("created", "updated") or direction not in ("asc", "desc"):
         raise BadParam("sort must be created|updated and direction asc|desc")
-    return _gh_list(request, _select(rd.comments, _since(q.get("since")), sort, direction))
+    return _gh_list(request, _select(rd.comments, _since(q.get("since")), sort, direction), rd)
 
 
 def github_issue_comments(state: ReplayState, request: Request, rd: RepoData) -> JSONResponse:
@@ -439,7 +538,7 @@ def github_issue_comments(state: ReplayState, request: Request, rd: RepoData) ->
     if not any(str(i.get("number")) == number for i in rd.issues):
         return _gh_error(404, "Not Found")
     items = _select(rd.comments_by_issue.get(number, []), _since(request.query_params.get("since")), "created", "asc")
-    return _gh_list(request, items)
+    return _gh_list(request, items, rd)
 
 
 def _gitee_list(request: Request, items: list[dict]) -> JSONResponse:
@@ -707,19 +806,23 @@ def create_app(corpus_dir: Path | str, token: str | None = None, rate_limit: int
         Route("/_replay/corpus", replay_corpus),
     ]
     for prefix in ("/github", "/api/v3"):  # api.github.com-style and GitHub Enterprise-style base URLs
-        gh = f"{prefix}/repos/{{owner}}/{{repo}}"
-        routes += [
-            Route(f"{prefix}/app/installations/{{installation}}/access_tokens", github_app_token, methods=["POST"]),
-            Route(gh, _endpoint("github.repo", "github", github_repo)),
-            Route(f"{gh}/issues", _endpoint("github.issues", "github", github_issues, list_endpoint=True)),
-            Route(f"{gh}/issues/comments", _endpoint("github.repo_comments", "github", github_repo_comments, list_endpoint=True)),
-            Route(f"{gh}/issues/{{number}}/comments",
-                  _endpoint("github.issue_comments", "github", github_issue_comments, list_endpoint=True)),
-        ]
+        routes.append(Route(f"{prefix}/app/installations/{{installation}}/access_tokens", github_app_token, methods=["POST"]))
+        # `/repositories/{id}/...`: the same repo by id, as GitHub's `Link` URLs sometimes name it.
+        for gh, by in ((f"{prefix}/repos/{{owner}}/{{repo}}", ""), (f"{prefix}/repositories/{{repo_id}}", ".by_id")):
+            routes += [
+                Route(gh, _endpoint(f"github.repo{by}", "github", github_repo)),
+                Route(f"{gh}/issues", _endpoint(f"github.issues{by}", "github", github_issues, list_endpoint=True)),
+                Route(f"{gh}/issues/comments",
+                      _endpoint(f"github.repo_comments{by}", "github", github_repo_comments, list_endpoint=True)),
+                Route(f"{gh}/issues/{{number}}", _endpoint(f"github.issue{by}", "github", github_issue)),
+                Route(f"{gh}/issues/{{number}}/comments",
+                      _endpoint(f"github.issue_comments{by}", "github", github_issue_comments, list_endpoint=True)),
+            ]
     routes += [
         Route(ge, _endpoint("gitee.repo", "gitee", gitee_repo)),
         Route(f"{ge}/issues", _endpoint("gitee.issues", "gitee", gitee_issues)),
         Route(f"{ge}/issues/comments", _endpoint("gitee.repo_comments", "gitee", gitee_repo_comments)),
+        Route(f"{ge}/issues/{{number}}", _endpoint("gitee.issue", "gitee", gitee_issue)),
         Route(f"{ge}/issues/{{number}}/comments", _endpoint("gitee.issue_comments", "gitee", gitee_issue_comments)),
     ]
     app = Starlette(routes=routes)
@@ -771,7 +874,7 @@ class ReplayForgeServer:
         return f"{self.url}/api/v3"
 
     def start(self, timeout: float = 30.0) -> "ReplayForgeServer":
-        cmd = [sys.executable, "-m", "llama_platform.sources.replay_forge", "--corpus", str(self.corpus_dir),
+        cmd = [sys.executable, "-m", "llama_platform.replay.forge", "--corpus", str(self.corpus_dir),
                "--host", self.host, "--port", str(self.port)]
         if self.require_token is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)

@@ -8,11 +8,11 @@ import json
 import pytest
 
 from llama_platform.settings import DEFAULT_REPOS_FILE
-from llama_platform.sources.corpus import CorpusError, corpus_filename, corpus_repos, load_corpus, write_repo_file
+from llama_platform.replay.corpus import CorpusError, corpus_filename, corpus_repos, load_corpus, write_repo_file
 from llama_platform.sources.records import MalformedRecord, normalise, raw_row
 from llama_platform.sources.repos import load_repos
 
-from .conftest import comments_by_issue
+from llama_platform_tests.support.replay_fixtures import comments_by_issue
 
 
 def test_corpus_repos_are_partition_keys(corpus_dir):

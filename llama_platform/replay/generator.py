@@ -1,6 +1,6 @@
 """Deterministic generator of the shipped issue corpus (what the replay forge serves).
 
-    python -m llama_platform.sources.corpus_generator --out llama_platform/sources/corpus [--scale 1.0] [--comments-factor 1.0]
+    python -m llama_platform.replay.generator --out llama_platform/replay/corpus [--scale 1.0] [--comments-factor 1.0]
 
 Output: one gzip'd JSON file per repo, `<source>__<owner>__<name>.json.gz`, holding
 `{"source", "repo", "issues": [...], "comments": [...]}` in each forge's wire format (GitHub REST v3;
@@ -48,8 +48,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from llama_platform.sources import corpus_templates as T
-from llama_platform.sources.corpus import corpus_filename, dump_json_gz
+from llama_platform.replay import templates as T
+from llama_platform.replay.corpus import corpus_filename, dump_json_gz
 
 SEED = "llama-platform-corpus-v1"
 FIXED_NOW = datetime(2026, 10, 1, tzinfo=timezone.utc)
