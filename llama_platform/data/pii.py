@@ -39,8 +39,8 @@ _HARMLESS_IPS = {"127.0.0.1", "0.0.0.0", "::1", "::", "255.255.255.255"}
 # Words before a dotted quad that make it a version, not an address (`AssemblyVersion("1.2.3.4")`,
 # `version 1.0.0.1`, `==1.2.3.4`, `v 2.0.0.1`).
 _VERSION_BEFORE = re.compile(
-    r"(?i)(?:version|ver|v|release|build|rev|revision|tag|firmware|fw|driver|sdk|api|runtime|kb|update|"
-    r"python|node|java|dotnet|\.net|nuget|package|pkg|[=<>~^]=?|@)[\"'`(\s:=]{0,3}$"
+    r"(?i)(?:\b(?:version|ver|v|release|build|rev|revision|tag|firmware|fw|driver|sdk|api|runtime|kb|update|"
+    r"python|node|java|dotnet|\.net|nuget|package|pkg)|[=<>~^]=?|@)[\"'`(\s:=]{0,3}$"
 )
 _IP_BEFORE = re.compile(r"(?i)(?:\bip|address|addr|host|server|ping|connect|listen|bind|from|to|proxy|dns|://)\W{0,4}\S{0,30}$")
 
@@ -166,7 +166,7 @@ def _cards(text: str) -> list[Span]:
         groups = re.split(r"[ -]", m.group())
         if len(groups) > 1 and not all(2 <= len(g) <= 6 for g in groups):
             continue  # `1 2 3 4 ...` or an id with one stray dash
-        if len(set(digits)) > 2 and _CARD_IIN.fullmatch(digits) and luhn.is_valid(digits):
+        if len(set(digits)) > 1 and _CARD_IIN.fullmatch(digits) and luhn.is_valid(digits):
             out.append((m.start(), m.end(), CARD_NUMBER))
     return out
 

@@ -204,26 +204,28 @@ _VALUE = r"""(?:"([^"\s]{4,200})"|'([^'\s]{4,200})'|`([^`\s]{4,200})`|([^\s"'`,;
 # `password: hunter2`, `DB_PASSWORD=...`, `"api_key": "..."`, `-e SECRET_KEY=...`, `Password=...;` in
 # connection strings. The value check (`_plausible_value`) keeps prose like "password: required".
 _ASSIGNMENT = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(" + _KEY_WORD + r")[\"']?[ \t]{0,3}(?:=>|:=|==|=|:|\bis\b|\bas\b)[ \t]{0,5}" + _VALUE
+    r"(?i)(?<![A-Za-z0-9])(" + _KEY_WORD + r")[\"']?(?:[ \t]{0,3}(?:=>|:=|===?|!==?|=|:|\bis\b|\bas\b)[ \t]{0,5}"
+    + _VALUE + r"|[ \t]+(?=[\"'`])" + _VALUE + ")"
 )
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]*$")
+_STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|private|client|service|account)[_.-]?key|credential")
 
 
 # Command-line password flags: `-pSECRET` (mysql family, only where a `-u` user flag or the tool
 # name is on the line: `-p` alone is `mkdir -p`, `-pthread`...), `--password SECRET`, `sshpass -p X`.
 _PASSWORD_FLAG = re.compile(
     r"(?i)(?:(?:\bmysql\w*|\bmariadb\w*|\bmycli|\s-u\s?\S+)\b[^\n]*?\s-p(?!\s)([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\")"
-    r"|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)(?:=|\s+)(?!-)"
+    r"|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)(?:=|[ \t]{1,3})(?!-)"
     r"([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\")"
-    r"|\b(?:sshpass\s+-p|redis-cli\b[^\n]*?\s-a)\s+([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\"))"
+    r"|\b(?:sshpass[ \t]+-p|redis-cli\b[^\n]*?[ \t]-a)[ \t]{1,3}([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\"))"
 )
 # Authorization headers and bare `Bearer xyz`: everything after the scheme.
 _AUTH_HEADER = re.compile(
-    r"(?i)\b(?:authorization|proxy-authorization)[\"']?\s*[:=]\s*[\"']?(?:(?:basic|bearer|token|digest|bot|"
-    r"apikey|sso-key|negotiate|ntlm|aws4-hmac-sha256)\s+)?([^\s\"']{6,}(?:[ \t]*,[ \t]*\w+=[^\s,\"']+)*)"
-    r"|\b(?:bearer|basic)\s+([A-Za-z0-9._~+/=-]{12,})"
+    r"(?i)\b(?:authorization|proxy-authorization)[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?(?:(?:basic|bearer|token|digest|"
+    r"bot|apikey|sso-key|negotiate|ntlm|aws4-hmac-sha256)[ \t]{1,3})?(?!(?:basic|bearer|token|digest|bot)\b)([^\s\"']{6,}(?:[ \t]*,[ \t]*\w+=[^\s,\"']+)*)"
+    r"|\b(?:bearer|basic)[ \t]{1,3}([A-Za-z0-9._~+/=-]{12,})"
     r"|\b(?:x-api-key|x-auth-token|private-token|x-access-token|api-key|x-apikey|x-goog-api-key|"
-    r"ocp-apim-subscription-key|x-figma-token)\s*:\s*[\"']?([^\s\"']{8,})"
+    r"ocp-apim-subscription-key|x-figma-token)[ \t]{0,3}:[ \t]{0,3}[\"']?([^\s\"']{8,})"
 )
 # scheme://user:password@host -> the whole user:password part (the user names whose password it is).
 _URL_CREDENTIALS = re.compile(r"(?<=://)[^\s/@:\"'<>]+:[^\s/@\"'<>]+(?=@[\w.\[\]-])")
@@ -269,6 +271,7 @@ _CONTEXT_WORD = re.compile(
     r"(?i)(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[ _.-]?key|apikey|key|credential|auth|bearer|"
     r"signature|private|passcode|密码|密钥|令牌)"
 )
+_HEX_TOKEN = re.compile(r"[0-9a-f]{32,64}|[0-9A-F]{32,64}")
 _TOKEN = re.compile(r"(?<![A-Za-z0-9_+/=.~-])[A-Za-z0-9_+/=.~-]{16,512}(?![A-Za-z0-9_+/=.~-])")
 
 
@@ -309,7 +312,7 @@ def looks_random(token: str, min_len: int = 16, min_entropy: float = 3.3) -> boo
     return not _safe_shape(token)
 
 
-def _plausible_value(value: str, key: str) -> bool:
+def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
     """Is the value of `key = value` a credential, not prose ("password: required") or a reference?"""
     v = value.strip("\"'`")
     if len(v) < 4 or re.fullmatch(r"(?i)\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+|x+|\.+|null|none|true|false|"
@@ -329,6 +332,8 @@ def _plausible_value(value: str, key: str) -> bool:
     words = re.compile(r"(?i)pass(?:word|wd|phrase)?|pwd|psw|passcode")
     if words.search(key):
         return True  # a password needs no entropy: `password: hunter2`
+    if quoted and len(v) >= 8 and _classes(v) >= 2 and _STRONG_KEY.search(key):
+        return True  # `api_key = "..."`: a quoted literal after a credential name (detect-secrets' reading)
     return looks_random(v, min_len=8, min_entropy=2.8) or _classes(v) >= 3 and len(v) >= 10
 
 
@@ -369,7 +374,8 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
             start, end = _group_span(m)
             prefix = _KEY_PREFIX.search(text, max(0, m.start() - 40), m.start())
             key = (prefix.group() if prefix else "") + m.group(1)
-            if start > m.start(1) and _plausible_value(text[start:end], key):
+            quoted = start > 0 and text[start - 1] in "\"'`"
+            if start > m.start(1) and _plausible_value(text[start:end], key, quoted):
                 kind = "Password" if re.search(r"(?i)pass|pwd|psw", m.group(1)) else "GenericSecret"
                 spans.append((start, end, kind))
     for name, regex in _provider_regexes().items():
@@ -390,9 +396,15 @@ def _context_tokens(text: str) -> list[Span]:
     out = []
     for m in _TOKEN.finditer(text):
         token = m.group()
+        line_start = text.rfind("\n", 0, m.start()) + 1
+        if len(token) >= 32 and _HEX_TOKEN.fullmatch(token) and len(set(token)) >= 10:
+            # Hex keys (Gitee, Mailgun, many APIs) look like hashes: only a credential word right
+            # before one ("token 31af...") tells them apart.
+            if _CONTEXT_WORD.search(text, max(line_start, m.start() - 20), m.start()):
+                out.append((m.start(), m.end(), "HighEntropySecret"))
+            continue
         if not looks_random(token, min_len=16, min_entropy=3.0):
             continue
-        line_start = text.rfind("\n", 0, m.start()) + 1
         if _CONTEXT_WORD.search(text, max(line_start, m.start() - 40), m.start()):
             out.append((m.start(), m.end(), "HighEntropySecret"))
         elif len(token) >= 32 and looks_random(token, min_len=32, min_entropy=4.2) and not token.startswith(("data:", "sha")):
@@ -413,7 +425,7 @@ _OWN_PREFILTER = {
     "url_credentials": r"://[^\s/@:]+:[^\s/@]+@", "jwt": r"eyJ[A-Za-z0-9_-]{5,}\.eyJ",
     "auth_header": r"(?i)authorization|bearer\s|basic\s|x-api-key|x-auth-token|private-token|x-access-token|api-key\s*:|x-apikey|x-goog-api-key|ocp-apim-subscription-key|x-figma-token",
     "password_flag": r"(?i)\s-p[^\s]|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)[=\s]|sshpass|redis-cli",
-    "assignment": r"(?i)(?:pass|pwd|psw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?[ \t]{0,3}(?:=|:|is\b|as\b)",
+    "assignment": r"(?i)(?:pass|pwd|psw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?(?:[ \t]{0,3}(?:[=:!]|is\b|as\b)|[ \t]+[\"'`])",
     "aws_secret": r"[A-Za-z0-9/+]{40}",
     # A credential word, then within the line a 16-character token (or a 32-character one anywhere).
     "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+/=.~-]{32}",
