@@ -272,7 +272,8 @@ _CONTEXT_WORD = re.compile(
     r"signature|private|passcode|密码|密钥|令牌)"
 )
 _HEX_TOKEN = re.compile(r"[0-9a-f]{32,64}|[0-9A-F]{32,64}")
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_+/=.~-])[A-Za-z0-9_+/=.~-]{16,512}(?![A-Za-z0-9_+/=.~-])")
+# Greedy runs: a match always starts at the start of its run (no look-behind: much faster in `re`).
+_TOKEN = re.compile(r"[A-Za-z0-9_+/=.~-]{16,}")
 
 
 _CLASS_RX = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"), re.compile(r"[^A-Za-z0-9]"))
@@ -344,6 +345,8 @@ def _group_span(m: re.Match) -> tuple[int, int]:
 
 def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
     spans: list[Span] = []
+    if hits is not None and not hits:
+        return spans  # most texts: the prefilter matched none of our patterns
 
     def on(name: str) -> bool:
         return hits is None or name in hits
@@ -378,9 +381,9 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
             if start > m.start(1) and _plausible_value(text[start:end], key, quoted):
                 kind = "Password" if re.search(r"(?i)pass|pwd|psw", m.group(1)) else "GenericSecret"
                 spans.append((start, end, kind))
-    for name, regex in _provider_regexes().items():
-        if on(name):
-            spans += [(m.start(), m.end(), name) for m in regex.finditer(text)]
+    providers = _provider_regexes()
+    for name in providers if hits is None else hits & providers.keys():
+        spans += [(m.start(), m.end(), name) for m in providers[name].finditer(text)]
     if on("aws_secret") and _AWS_CONTEXT.search(text):
         for m in _AWS_SECRET.finditer(text):
             s = m.group()
@@ -392,23 +395,26 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
 
 
 def _context_tokens(text: str) -> list[Span]:
-    """Random-looking tokens with a credential word shortly before them (same line, <= 40 chars)."""
+    """Random-looking tokens with a credential word shortly before them (same line, <= 40 chars),
+    and long (>= 32) very random ones anywhere."""
     out = []
     for m in _TOKEN.finditer(text):
         token = m.group()
+        if len(token) > 512:
+            continue
         line_start = text.rfind("\n", 0, m.start()) + 1
+        context = _CONTEXT_WORD.search(text, max(line_start, m.start() - 40), m.start())
         if len(token) >= 32 and _HEX_TOKEN.fullmatch(token) and len(set(token)) >= 10:
             # Hex keys (Gitee, Mailgun, many APIs) look like hashes: only a credential word right
             # before one ("token 31af...") tells them apart.
-            if _CONTEXT_WORD.search(text, max(line_start, m.start() - 20), m.start()):
+            if context and context.end() >= m.start() - 20:
                 out.append((m.start(), m.end(), "HighEntropySecret"))
-            continue
-        if not looks_random(token, min_len=16, min_entropy=3.0):
-            continue
-        if _CONTEXT_WORD.search(text, max(line_start, m.start() - 40), m.start()):
-            out.append((m.start(), m.end(), "HighEntropySecret"))
-        elif len(token) >= 32 and looks_random(token, min_len=32, min_entropy=4.2) and not token.startswith(("data:", "sha")):
-            # Long and random without any context: an API key pasted alone. (Hashes are hex: not this.)
+        elif context:
+            if looks_random(token, min_len=16, min_entropy=3.0):
+                out.append((m.start(), m.end(), "HighEntropySecret"))
+        elif len(token) >= 32 and "/" not in token and "." not in token and looks_random(token, min_len=32, min_entropy=4.2):
+            # Long and random without any context: an API key pasted alone. Not paths, URLs or host
+            # names (they hold / or .), nor hashes (hex: not random enough by `looks_random`).
             out.append((m.start(), m.end(), "HighEntropySecret"))
     return out
 
@@ -428,7 +434,7 @@ _OWN_PREFILTER = {
     "assignment": r"(?i)(?:pass|pwd|psw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?(?:[ \t]{0,3}(?:[=:!]|is\b|as\b)|[ \t]+[\"'`])",
     "aws_secret": r"[A-Za-z0-9/+]{40}",
     # A credential word, then within the line a 16-character token (or a 32-character one anywhere).
-    "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+/=.~-]{32}",
+    "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+=~-]{32}",
 }
 
 
