@@ -4,7 +4,7 @@
 
 Prints, for our redactor (`redact`) and for detect-secrets' plugins alone (what redaction ran
 before; every span they find replaced): recall per kind, overall secret recall, PII recall and
-keep-rate (the share of look-alike negatives left intact), and microseconds per case.
+keep-rate (the share of look-alike negatives left intact), and CPU microseconds per case.
 Goals (issue 9): secret recall >= 99%, PII recall >= 95%, keep-rate >= 97%.
 """
 
@@ -45,9 +45,9 @@ def score(redactor, labelled) -> dict:
     per_kind: dict[str, list[bool]] = defaultdict(list)
     by_group: dict[str, list[bool]] = defaultdict(list)
     misses = []
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: the machine may be shared
     results = [(case, outcome(case, redactor(case.text))) for case in labelled]
-    elapsed = time.perf_counter() - t0
+    elapsed = time.process_time() - t0
     for case, ok in results:
         per_kind[case.kind].append(ok)
         by_group[case.group].append(ok)

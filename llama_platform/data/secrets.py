@@ -248,7 +248,7 @@ _PROVIDER_TOKENS = {
     "SlackToken": r"\bxox[abposer]-(?:\d+-)+[A-Za-z0-9-]{10,}|\bxapp-\d-[A-Z0-9]+-\d+-[a-f0-9]{64}",
     "SlackWebhook": r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9/_-]{20,}",
     "DiscordWebhook": r"https://(?:\w+\.)?discord(?:app)?\.com/api/webhooks/\d+/[A-Za-z0-9_-]{30,}",
-    "TelegramBotToken": r"\b\d{8,10}:AA[A-Za-z0-9_-]{33}\b",
+    "TelegramBotToken": r"(?<![0-9])\d{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])",  # also in .../bot<token>/getMe
     "SendGridKey": r"\bSG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}\b",
     "MailgunKey": r"\bkey-[0-9a-f]{32}\b",
     "TwilioKey": r"\b(?:SK|AC)[0-9a-f]{32}\b",
