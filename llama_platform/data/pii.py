@@ -144,7 +144,7 @@ def _phones(text: str) -> list[Span]:
         elif _PHONE_CONTEXT.search(before) or re.fullmatch(r"\(\d{3}\) ?\d{3}[-.\s]\d{4}|\d{3}[-.]\d{3}[-.]\d{4}", candidate):
             # A national number: only with a word that says "phone", or in the North American
             # grouping, and only if some country's numbering plan accepts it.
-            ok = (" " in candidate or "-" in candidate or "(" in candidate or "." in candidate or _PHONE_CONTEXT.search(before)) and _valid_phone(candidate, _PHONE_REGIONS)
+            ok = _valid_phone(candidate, _PHONE_REGIONS)
         else:
             ok = False
         if ok:

@@ -20,7 +20,10 @@ from typing import Callable, Iterable
 from llama_platform.data.pii import EMAIL, IP_ADDRESS, KINDS, pii_spans
 from llama_platform.data.secrets import GENERIC_KINDS, scan
 
-__all__ = ["EMAIL", "IP_ADDRESS", "PLACEHOLDER", "find_secrets", "redact", "pseudonymise", "mention_replacer"]
+__all__ = [
+    "EMAIL", "IP_ADDRESS", "PLACEHOLDER", "find_secrets", "redact", "pseudonymise", "mention_replacer", "mentioned_logins",
+    "replace_mentions",
+]
 
 # Our own placeholders; masked before scanning so `https://<SECRET:X>@host` is not read as a credential.
 PLACEHOLDER = re.compile(r"<(?:" + "|".join(KINDS) + r"|SECRET:[A-Za-z0-9]+|USER_[0-9a-f]{6})>")

@@ -148,7 +148,8 @@ def _drop_patterns(filter_expr: str) -> tuple[list[str], list[str]]:
     """
     if "let " in filter_expr:
         return [], []
-    regexes, substrings = [], []
+    regexes: list[str] = []
+    substrings: list[str] = []
     for neg, fn, body in re.findall(r'(!?)(matchesAny|containsAny)\(finding\["secret"\],\s*\[(.*?)\]\s*\)', filter_expr, re.S):
         if neg:
             continue
@@ -360,8 +361,8 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
         complete = {start for start, _, _ in spans}
         for m in _PRIVATE_KEY_BEGIN.finditer(text):
             if m.start() not in complete:
-                end = _PARAGRAPH_END.search(text, m.end())
-                spans.append((m.start(), end.start() if end else len(text), "PrivateKey"))
+                stop = _PARAGRAPH_END.search(text, m.end())
+                spans.append((m.start(), stop.start() if stop else len(text), "PrivateKey"))
     if on("putty"):
         spans += [(m.start(), m.end(), "PrivateKey") for m in _PUTTY_KEY.finditer(text)]
     if on("url_credentials"):
@@ -487,7 +488,7 @@ def _cached_text(name: str, make) -> str:
     import betterleaks
 
     folder = private_cache_dir()
-    path = folder / f"{name}-{betterleaks.__version__}.txt" if folder else None
+    path = folder / f"{name}-{betterleaks.__version__}.txt" if folder else None  # type: ignore[attr-defined]
     if path is not None and path.exists():
         return path.read_text(encoding="utf-8")
     text = make()
@@ -528,47 +529,42 @@ def _prefilter() -> tuple[hyperscan.Database, tuple[int, ...]]:
     patterns = _patterns()
     expressions = [expr.encode("utf-8") for _, expr, _ in patterns]
     flags = [flag for _, _, flag in patterns]
-    ok = []
-    for i, (e, f) in enumerate(zip(expressions, flags)):
-        if _hs_compiles(e, f):
-            ok.append(i)
-    always = tuple(i for i in range(len(patterns)) if i not in set(ok))
-    key = hashlib.sha256(repr((hyperscan.__version__, expressions, flags, ok)).encode()).hexdigest()[:16]
+    key = hashlib.sha256(repr((hyperscan.__version__, expressions, flags)).encode()).hexdigest()[:16]
     folder = private_cache_dir()
     cache = folder / f"secrets-{key}.db" if folder else None
     if cache is not None and cache.exists():
         try:
-            db = hyperscan.loadb(cache.read_bytes(), hyperscan.HS_MODE_BLOCK)
+            data = cache.read_bytes()
+            always = tuple(int(i) for i in data[: data.index(b"\n")].split())
+            db = hyperscan.loadb(data[data.index(b"\n") + 1 :], hyperscan.HS_MODE_BLOCK)
             db.scratch = hyperscan.Scratch(db)  # a loaded database comes without one
             return db, always
-        except (hyperscan.error, OSError):  # written on another CPU, corrupt or unreadable: compile
+        except (hyperscan.error, OSError, ValueError):  # written on another CPU, corrupt or unreadable: compile
             pass
-    db = hyperscan.Database()
-    db.compile(expressions=[expressions[i] for i in ok], ids=ok, elements=len(ok), flags=[flags[i] for i in ok])
+    ok = list(range(len(patterns)))
+    try:
+        db = _hs_database(expressions, flags, ok)
+    except hyperscan.error:  # a pattern Hyperscan refuses (a future rule): find it, run it always
+        ok = [i for i in ok if _hs_compiles(expressions[i], flags[i])]
+        db = _hs_database(expressions, flags, ok)
+    always = tuple(i for i in range(len(patterns)) if i not in set(ok))
     if cache is not None:
-        _write_atomic(cache, hyperscan.dumpb(db))
+        _write_atomic(cache, " ".join(map(str, always)).encode() + b"\n" + hyperscan.dumpb(db))
     return db, always
 
 
-_HS_OK_CACHE: dict[tuple[bytes, int], bool] = {}
+def _hs_database(expressions: list[bytes], flags: list[int], ids: list[int]) -> hyperscan.Database:
+    db = hyperscan.Database()
+    db.compile(expressions=[expressions[i] for i in ids], ids=ids, elements=len(ids), flags=[flags[i] for i in ids])
+    return db
 
 
 def _hs_compiles(expression: bytes, flag: int) -> bool:
-    folder = private_cache_dir()
-    key = hashlib.sha256(repr((hyperscan.__version__, expression, flag)).encode()).hexdigest()[:20]
-    marker = folder / "hs-ok" / key if folder else None
-    if marker is not None and marker.exists():
-        return marker.read_text() == "1"
     try:
-        db = hyperscan.Database()
-        db.compile(expressions=[expression], ids=[0], elements=1, flags=[flag])
-        ok = True
+        _hs_database([expression], [flag], [0])
+        return True
     except hyperscan.error:
-        ok = False
-    if marker is not None:
-        marker.parent.mkdir(mode=0o700, exist_ok=True)
-        _write_atomic(marker, b"1" if ok else b"0")
-    return ok
+        return False
 
 
 def candidates(text: str) -> set[int] | None:
