@@ -40,7 +40,7 @@ _HARMLESS_IPS = {"127.0.0.1", "0.0.0.0", "::1", "::", "255.255.255.255"}
 # `version 1.0.0.1`, `==1.2.3.4`, `v 2.0.0.1`).
 _VERSION_BEFORE = re.compile(
     r"(?i)(?:\b(?:version|ver|v|release|build|rev|revision|tag|firmware|fw|driver|sdk|api|runtime|kb|update|"
-    r"python|node|java|dotnet|\.net|nuget|package|pkg)|[=<>~^]=?|@)[\"'`(\s:=]{0,3}$"
+    r"python|node|java|dotnet|\.net|nuget|package|pkg)|[=<>~^]=?)[\"'`(\s:=]{0,3}$"
 )
 _IP_BEFORE = re.compile(r"(?i)(?:\bip|address|addr|host|server|ping|connect|listen|bind|from|to|proxy|dns|://)\W{0,4}\S{0,30}$")
 

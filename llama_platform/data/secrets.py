@@ -216,6 +216,11 @@ _KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]*$")
 _STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|private|client|service|account)[_.-]?key|credential")
 
 
+# A password in a sentence: "the password for root is Xy7!pQ2z", "密码：Xy7!pQ2z", "pwd was hunter2".
+_PASSWORD_PROSE = re.compile(
+    r"(?i)(?:\b(?:password|passwd|passphrase|pwd)\b[^\n]{0,30}?\b(?:is|was|are|=|:)|(?:密码|口令|密钥)[^\n]{0,6}?[是为:：=])"
+    r"[ \t]*[\"'`“]?([^\s\"'`”，。]{4,64})"
+)
 # Command-line password flags: `-pSECRET` (mysql family, only where a `-u` user flag or the tool
 # name is on the line: `-p` alone is `mkdir -p`, `-pthread`...), `--password SECRET`, `sshpass -p X`.
 _PASSWORD_FLAG = re.compile(
@@ -265,6 +270,8 @@ _PROVIDER_TOKENS = {
     "AzureStorageKey": r"(?i)AccountKey=[A-Za-z0-9+/]{86}==",
     "AzureClientSecret": r"(?<![A-Za-z0-9_~.-])[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])",
     "AWSAccessKey": r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}\b",
+    "GCPOAuthClientSecret": r"\bGOCSPX-[A-Za-z0-9_-]{28}",
+    "DiscordBotToken": r"\b[MNO][A-Za-z0-9_-]{23,25}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{27,38}\b",
 }
 # A 40-character AWS-style secret key written bare; counted only where an access key id or the
 # words aws/secret are in the same text (a 40-hex SHA-1 is single-case and never matches: see below).
@@ -293,15 +300,29 @@ _SAFE_SHAPE = re.compile(
     r"[0-9a-f]{7,128}|[0-9A-F]{7,128}|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
     r"|v?\d+(?:\.\d+)+[\w.+-]*|(?:sha(?:1|256|384|512)|md5)[-:][A-Za-z0-9+/=]+|\d+"
 )
-# A path, module or identifier: every segment a word with at most a short number (`site-packages/`,
-# `python3.11`, `com.example.HttpClient2`); random keys mix digits and letters throughout.
-_WORDISH = re.compile(r"[A-Za-z_-]*\d{0,4}[A-Za-z_-]*|[A-Za-z]+\d{0,4}(?:[-_][A-Za-z]+\d{0,4})*")
+# A path, module or identifier: every segment made of words (`site-packages`, `python3.11`,
+# `ReflectionToStringBuilder`, `x86_64-linux-gnu`). Random letters also split into "words", but
+# short ones: `toFVVU6jOMMCZdqVd` reads as to/FVVU/6/j/OMMC/Zdq/Vd.
+_WORD_PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+")
+
+
+def _wordish(segment: str) -> bool:
+    if re.search(r"[^A-Za-z0-9_-]", segment):
+        return False
+    if len(segment) < 8:
+        return True  # `v1`, `me`, `io`: too short to tell, and too short to be a key
+    parts = _WORD_PART.findall(segment)
+    numbers = [p for p in parts if p.isdigit()]
+    words = [p for p in parts if not p.isdigit()]
+    if len(numbers) > 3 or any(len(n) > 4 for n in numbers):
+        return False
+    return not words or sum(map(len, words)) / len(words) >= 3.5
 
 
 def _safe_shape(token: str) -> bool:
     if _SAFE_SHAPE.fullmatch(token):
         return True
-    return all(_WORDISH.fullmatch(seg) for seg in re.split(r"[/.:~+=]", token))
+    return all(_wordish(seg) for seg in re.split(r"[/.:~+=]", token))
 
 
 def looks_random(token: str, min_len: int = 16, min_entropy: float = 3.3) -> bool:
@@ -320,7 +341,7 @@ def looks_random(token: str, min_len: int = 16, min_entropy: float = 3.3) -> boo
 
 def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
     """Is the value of `key = value` a credential, not prose ("password: required") or a reference?"""
-    v = value.strip("\"'`")
+    v = value.strip("\"'`").rstrip(".,;:!?")
     if len(v) < 4 or re.fullmatch(r"(?i)\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+|x+|\.+|null|none|true|false|"
                                   r"undefined|nil|empty|required|optional|string|str|int|bool|secret|password|"
                                   r"token|yes|no|not set|unset|redacted|hidden|changeme|example|your[\w-]*|"
@@ -377,6 +398,11 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
             value = text[start:end].strip("'\"")
             if len(value) >= 3 and not value.startswith(("$", "<", "{")) and not re.fullmatch(r"\d{1,5}(?::\d+)?", value):
                 spans.append((start, end, "Password"))
+    if on("password_prose"):
+        for m in _PASSWORD_PROSE.finditer(text):
+            value = m.group(1).rstrip(".,;:!?)")
+            if _plausible_value(value, "PASSWORD" if not value.isalpha() else "password"):
+                spans.append((m.start(1), m.start(1) + len(value), "Password"))
     if on("assignment"):
         for m in _ASSIGNMENT.finditer(text):
             start, end = _group_span(m)
@@ -438,6 +464,7 @@ _OWN_PREFILTER = {
     "password_flag": r"(?i)\s-p[^\s]|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)[=\s]|sshpass|redis-cli",
     "assignment": r"(?i)(?:pass|pwd|psw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?(?:[ \t]{0,3}(?:[=:!]|is\b|as\b)|[ \t]+[\"'`])",
     "aws_secret": r"[A-Za-z0-9/+]{40}",
+    "password_prose": r"(?i)(?:passw|passphrase|pwd)[^\n]{0,40}(?:is|was|are|=|:)|\xe5\xaf\x86\xe7\xa0\x81|\xe5\x8f\xa3\xe4\xbb\xa4|\xe5\xaf\x86\xe9\x92\xa5",
     # A credential word, then within the line a 16-character token (or a 32-character one anywhere).
     "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+=~-]{32}",
 }
@@ -603,6 +630,8 @@ def _rule_spans(text: str, rule: Rule) -> list[Span]:
             continue
         if any(d.search(secret) for d in _GLOBAL_DROP_RX):
             continue
+        if rule.kind == "Password" and not _plausible_value(secret, "password"):
+            continue  # Betterleaks' generic-password filter is a program we do not run: "password: required"
         out.append((start, end, rule.kind))
     return out
 

@@ -167,6 +167,14 @@ def _secret_makers(g: _Gen) -> dict[str, Callable[[], tuple[str, tuple[str, ...]
         )  # fmt: skip
         return _wrap(g, form.format(p=pw)), (pw,)
 
+    def password_prose():
+        pw = g.mixed(g.r.randint(8, 14), AN + "!#%^*_")
+        form = g.pick(
+            "the password for root is {p}, please rotate it", "数据库密码是 {p}", "密码：{p}",
+            "FYI the admin password was {p} on staging", "login with user admin and password: {p}",
+        )  # fmt: skip
+        return _wrap(g, form.format(p=pw)), (pw,)
+
     def basic_auth():
         creds = base64.b64encode(f"{g.pick('admin', 'ci', 'deploy')}:{g.mixed(12)}".encode()).decode()
         form = g.pick("Authorization: Basic {c}", "curl -H \"Authorization: Basic {c}\" https://ci.example.com",
@@ -234,6 +242,9 @@ def _secret_makers(g: _Gen) -> dict[str, Callable[[], tuple[str, tuple[str, ...]
         "private_key_ec": private_key("EC PRIVATE KEY"),
         "password_flag": password_flag,
         "password_assignment": assignment,
+        "password_prose": password_prose,
+        "discord_bot_token": tok(lambda: g.pick("M", "N") + g.mixed(25, URLSAFE) + "." + g.mixed(6, URLSAFE) + "." + g.mixed(38, URLSAFE)),
+        "gcp_oauth_client_secret": tok(lambda: "GOCSPX-" + g.mixed(28, URLSAFE)),
         "basic_auth_header": basic_auth,
         "bearer_header": bearer,
         "connection_string": connection_string,
@@ -381,7 +392,9 @@ def _negative_makers(g: _Gen) -> dict[str, Callable[[], str]]:
         "neg_mac_address": lambda: ":".join(g.s(2, HEX) for _ in range(6)),
         "neg_password_prose": lambda: g.pick("The password field is required.", "password: <your-password>", "PASSWORD=${DB_PASSWORD}",
                                              "api_key: os.environ['API_KEY']", "token: expired", "Set your API key in settings.",
-                                             "password: required", "token = get_token()", "secret: !vault |", "PASSWORD=changeme"),  # fmt: skip
+                                             "password: required", "token = get_token()", "secret: !vault |", "PASSWORD=changeme",
+                                             "The password is required.", "password was reset yesterday",
+                                             "The password must be at least 8 characters long.", "密码错误，请重试"),  # fmt: skip
         "neg_path": lambda: g.pick("/usr/lib/python3.11/site-packages/numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so",
                                    "C:\\Program Files\\Microsoft Visual Studio\\2022\\Community\\VC\\Tools\\MSVC\\14.38.33130\\bin",
                                    "org.apache.commons.lang3.builder.ReflectionToStringBuilder", "AbstractSingletonProxyFactoryBeanTests"),  # fmt: skip
