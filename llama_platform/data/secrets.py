@@ -205,7 +205,7 @@ _KEY_WORD = (
     r"(?:pass(?:word|wd|phrase)?|pwd|psw|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|"
     r"auth|credentials?|passcode|key|sig(?:nature)?|session[_.-]?id|cookie)(?:[_.-][A-Za-z0-9]+)*"
 )
-_VALUE = r"""(?:"([^"\s]{4,200})"|'([^'\s]{4,200})'|`([^`\s]{4,200})`|([^\s"'`,;<>()\[\]{}]{4,200}))"""
+_VALUE = r"""(?:"([^"\s]{1,200})"|'([^'\s]{1,200})'|`([^`\s]{1,200})`|([^\s"'`,;<>()\[\]{}]{4,200}))"""
 # `password: hunter2`, `DB_PASSWORD=...`, `"api_key": "..."`, `-e SECRET_KEY=...`, `Password=...;` in
 # connection strings. The value check (`_plausible_value`) keeps prose like "password: required".
 _ASSIGNMENT = re.compile(
@@ -213,6 +213,8 @@ _ASSIGNMENT = re.compile(
     + _VALUE + r"|[ \t]+(?=[\"'`])" + _VALUE + ")"
 )
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]*$")
+_KEYWORD_KEY = re.compile(r"(?i)pass(?:word|wd)?|pwd|secret|api_?key|apikey|(?:auth|service|account|db|database|priv|private|client)_?key")
+_REFERENCE = re.compile(r"\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+")
 _STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|private|client|service|account)[_.-]?key|credential")
 
 
@@ -342,6 +344,10 @@ def looks_random(token: str, min_len: int = 16, min_entropy: float = 3.3) -> boo
 def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
     """Is the value of `key = value` a credential, not prose ("password: required") or a reference?"""
     v = value.strip("\"'`").rstrip(".,;:!?")
+    if quoted and _KEYWORD_KEY.search(key):
+        # A quoted literal after a credential name goes, placeholder-looking or not
+        # (`password = "test"`): detect-secrets' keyword rule, which the verifier runs, reads it so.
+        return bool(v) and not _REFERENCE.fullmatch(v)
     if len(v) < 4 or re.fullmatch(r"(?i)\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+|x+|\.+|null|none|true|false|"
                                   r"undefined|nil|empty|required|optional|string|str|int|bool|secret|password|"
                                   r"token|yes|no|not set|unset|redacted|hidden|changeme|example|your[\w-]*|"
@@ -405,7 +411,8 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
                 spans.append((m.start(1), m.start(1) + len(value), "Password"))
     if on("assignment"):
         for m in _ASSIGNMENT.finditer(text):
-            start, end = _group_span(m)
+            value_group = next(i for i in range(2, m.re.groups + 1) if m.group(i) is not None)  # group 1: the key
+            start, end = m.span(value_group)
             prefix = _KEY_PREFIX.search(text, max(0, m.start() - 40), m.start())
             key = (prefix.group() if prefix else "") + m.group(1)
             quoted = start > 0 and text[start - 1] in "\"'`"
