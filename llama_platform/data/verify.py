@@ -32,7 +32,7 @@ Rule = tuple[str, re.Pattern, "int | None"]  # (type name, regex, secret group o
 _PLACEHOLDER = re.compile(r"<(?:[A-Z_]+|SECRET:[A-Za-z0-9]+|USER_[0-9a-f]{6})>")
 _SAFE = re.compile(r"data:(?:image|font|audio|video)/[\w.+-]+;base64,[A-Za-z0-9+/=]+")
 # Whole tokens without / or . (paths, URLs, host names hold them; the redactor reads tokens alike).
-_TOKEN = re.compile(r"(?<![A-Za-z0-9_+/=.~-])[A-Za-z0-9_+=~-]{32,1024}(?![A-Za-z0-9_+/=.~-])")
+_TOKEN = re.compile(r"(?<![A-Za-z0-9_+/=.~-])[A-Za-z0-9_+=~-]{32,512}(?![A-Za-z0-9_+/=.~-])")  # as long as the redactor reads
 ENTROPY_MIN_LENGTH = 32
 # Above the redactor's own bar for context-free tokens (secrets.py, `_context_tokens`): a token
 # the sampler flags is one the redactor should have removed.
