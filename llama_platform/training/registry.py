@@ -114,6 +114,9 @@ def import_model(path: str | Path, store_uri: str, name: str | None = None, clie
         storage.upload_dir(folder, uri, client=client, skip=(MANIFEST_FILE,))
         storage.write_text(marker, json.dumps(manifest, indent=2, sort_keys=True), client=client)
         uploaded = True
+    # A human-friendly pointer; configs name the hashed URI, never "latest".
+    storage.write_text(storage.join(store_uri, "models", name, "latest.json"),
+                       json.dumps({"model_hash": digest, "uri": uri}), client=client)
     return {
         "name": name,
         "model_hash": digest,
