@@ -117,7 +117,7 @@ class Shape:
     @property
     def other_params(self) -> int:
         """Embeddings, lm_head, routers and norms (kept bf16 by QLoRA)."""
-        norms = self.layers * 2 * self.hidden + self.hidden + self.layers * 2 * self.head_dim
+        norms = self.layers * 2 * self.hidden + self.hidden  # qk_norm (an L2 norm) has no weights
         return self.embedding_params + self.moe_layers * self.hidden * self.experts + norms
 
     @property
@@ -231,8 +231,8 @@ TABLE_ROWS = [
     ("Llama 4 Scout 17B-16E", "lora_zero3", 4),
     ("Llama 4 Scout 17B-16E", "lora_zero3", 8),
     ("Llama 4 Maverick 17B-128E", "qlora", 1),
-    ("Llama 4 Maverick 17B-128E", "lora_zero3", 8),
     ("Llama 4 Maverick 17B-128E", "lora_zero3", 16),
+    ("Llama 4 Maverick 17B-128E", "lora_zero3", 32),
     ("anchor 2.5B", "lora", 1),
     ("anchor 2.5B", "qlora", 1),
     ("anchor 2.5B", "lora_zero3", 2),
