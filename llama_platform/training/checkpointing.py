@@ -89,16 +89,16 @@ class StepLosses:
 
 
 def check_divergence(losses: list[float], factor: float, window: int = 5) -> None:
-    """Raise TrainingDiverged when the mean of the last `window` losses exceeds `factor` x the mean
-    of the first `window` (the loss ran away from where it started)."""
-    if len(losses) < 2 * window:
+    """Raise TrainingDiverged when the mean of the last `window` losses exceeds `factor` x the
+    first step's loss (the loss before any update: where the model started)."""
+    if len(losses) <= window:
         return
-    start = sum(losses[:window]) / window
+    start = losses[0]
     recent = sum(losses[-window:]) / window
     if recent > factor * start:
         raise TrainingDiverged(
             f"loss diverged at step {len(losses)}: mean of the last {window} steps {recent:.4g} > "
-            f"{factor} x the first {window} steps' {start:.4g} (lower learning_rate or raise divergence_factor)"
+            f"{factor} x the first step's {start:.4g} (lower learning_rate or raise divergence_factor)"
         )
 
 

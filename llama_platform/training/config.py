@@ -81,7 +81,7 @@ class TrainConfig:
     checkpoint_dir: str | None = None
     save_every: int = 50
     keep_checkpoints: int = 2
-    # Stop when the mean of the last 5 losses exceeds this times the mean of the first 5.
+    # Stop when the mean of the last 5 losses exceeds this times the first step's loss.
     divergence_factor: float = 2.0
 
     # --- lineage, logged to MLflow --------------------------------------------------------
