@@ -13,6 +13,7 @@ from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, Pip
 
 from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.common import png_markdown
+from llama_platform.assets.lineage import UpstreamNotMaterialised, upstream_metadata
 from llama_platform.resources.mlflow import MLflowResource
 from llama_platform.resources.training import TrainingResource
 
@@ -48,6 +49,8 @@ def finetuned_checkpoint(
         "registered_model_name": mlflow.registered_model_name,
         "run_name": f"dagster-{context.run_id[:8]}",
         "tags": {"dagster_run_id": context.run_id},
+        **training.recipe_fields(),
+        **_lineage(context),
     }
     mlflow.ensure_experiment()
     config_path = run_dir / "train_config.json"
@@ -68,3 +71,12 @@ def finetuned_checkpoint(
     if plot and Path(plot).exists():
         extra["loss_curve"] = png_markdown(Path(plot).read_bytes(), "training loss")
     return MaterializeResult(metadata={**(result.metadata or {}), **extra})
+
+
+def _lineage(context: AssetExecutionContext) -> dict:
+    """The snapshot version and feature views the training set came from (logged as MLflow inputs)."""
+    try:
+        return {"snapshot_version": upstream_metadata(context, "training_set").get("snapshot_version"),
+                "feature_views": list(upstream_metadata(context, "issue_features").get("feature_views") or [])}
+    except UpstreamNotMaterialised:
+        return {}

@@ -139,3 +139,34 @@ def test_models_import_cli(causal_dir, s3_server, s3_bucket, tmp_path):
     assert out["uri"].startswith(f"s3://{s3_bucket}/models/tiny/")
     assert s3_server.client().head_object(Bucket=s3_bucket, Key="models/tiny/latest.json")
     assert s3_server.access_key not in proc.stdout + proc.stderr
+
+
+def test_train_from_an_imported_checkpoint_on_s3(conditional_dir, aws_env, s3_bucket, tmp_path, training_set_path,
+                                                  training_set):
+    """The same entrypoint fine-tunes a real-layout checkpoint read from the store; the model
+    directory names the base by URI + hash instead of copying it, and loads back."""
+    from llama_platform.training.inference import TriageModel
+    from llama_platform.training.train import train
+    from llama_platform_tests.training.conftest import short_config
+
+    folder, _ = conditional_dir
+    imported = import_model(folder, f"s3://{s3_bucket}", name="tiny-cg", client=aws_env.client())
+    config = short_config(tmp_path, training_set_path, max_steps=3, model_path=imported["uri"],
+                          model_hash=imported["model_hash"], registered_model_name=None, mlflow_system_metrics=False)
+    result = train(config, log=lambda m: None, show_progress=False)
+    assert result["base_model_kind"] == "pretrained" and result["base_model_hash"] == imported["model_hash"]
+    model_dir = Path(result["model_dir"])
+    assert not (model_dir / "base").exists()
+    meta = json.loads((model_dir / "triage.json").read_text())
+    assert meta["base_model"]["path"] == imported["uri"]
+    assert meta["base_model"]["source_class"] == "Llama4ForConditionalGeneration"
+    adapter = json.loads((model_dir / "adapter" / "adapter_config.json").read_text())
+    assert "lm_head" not in adapter["target_modules"]  # pretrained head: not adapted by default
+    model = TriageModel.load(model_dir, device="cpu")
+    val = training_set[training_set["split"] == "val"]
+    assert model.loss(val["prompt"].tolist(), val["completion"].tolist()) == pytest.approx(result["val_loss"], rel=1e-4)
+
+    bad = short_config(tmp_path / "bad", training_set_path, max_steps=3, model_path=imported["uri"],
+                       model_hash="f" * 64, registered_model_name=None)
+    with pytest.raises(ValueError, match="model hash"):
+        train(bad, log=lambda m: None, show_progress=False)

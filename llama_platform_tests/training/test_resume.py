@@ -28,9 +28,15 @@ REPO = Path(__file__).resolve().parents[2]
 STEPS, SAVE_EVERY = 12, 4
 
 
+@pytest.fixture(scope="module")
+def tracking_uri(tmp_path_factory) -> str:
+    # One tracking db for the module: creating a sqlite MLflow db runs its migrations (~8 s).
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
 def resume_config(workdir: Path, training_set_path: Path, **overrides):
     values = dict(max_steps=STEPS, save_every=SAVE_EVERY, log_every=4, warmup_steps=2,
-                  registered_model_name=None, mlflow_system_metrics=False)
+                  registered_model_name=None, mlflow_system_metrics=False, mlflow_experiment=workdir.name)
     return short_config(workdir, training_set_path, **{**values, **overrides})
 
 
@@ -48,10 +54,11 @@ def test_guards_stop_on_nan_inf_and_runaway_loss():
 
 
 @pytest.mark.parametrize("lr,match", [(1e30, "loss became nan at step 2"), (1e3, "loss diverged at step")])
-def test_nan_or_diverging_loss_stops_the_run_with_a_clear_error(tmp_path, training_set_path, lr, match):
+def test_nan_or_diverging_loss_stops_the_run_with_a_clear_error(tmp_path, training_set_path, tracking_uri, lr, match):
     from llama_platform.training.train import train
 
-    config = resume_config(tmp_path, training_set_path, learning_rate=lr, warmup_steps=0, max_steps=10)
+    config = resume_config(tmp_path, training_set_path, learning_rate=lr, warmup_steps=0, max_steps=10,
+                           mlflow_tracking_uri=tracking_uri)
     with pytest.raises(TrainingDiverged, match=match):
         train(config, log=lambda m: None, show_progress=False)
     client = MlflowClient(tracking_uri=config.mlflow_tracking_uri)
@@ -76,18 +83,19 @@ def _start(config_uri: str, env: dict, log: Path) -> subprocess.Popen:
 
 
 def test_sigterm_saves_and_the_rerun_resumes_with_the_same_losses(tmp_path, training_set_path, s3_server, s3_bucket,
-                                                                   monkeypatch):
+                                                                   tracking_uri, monkeypatch):
     from llama_platform.training.train import LOSSES_FILE, train
 
     # The reference: the same config, never interrupted (in process; same code, same threads).
-    reference = resume_config(tmp_path / "ref", training_set_path)
+    reference = resume_config(tmp_path / "ref", training_set_path, mlflow_tracking_uri=tracking_uri)
     expected = train(reference, log=lambda m: None, show_progress=False)
     expected_losses = json.loads((Path(reference.output_dir) / LOSSES_FILE).read_text())
     assert len(expected_losses) == STEPS
 
     # The interrupted job: config and checkpoints in the object store, as in a pod.
     checkpoints = f"s3://{s3_bucket}/runs/r1/checkpoints"
-    config = resume_config(tmp_path / "job", training_set_path, checkpoint_dir=checkpoints)
+    config = resume_config(tmp_path / "job", training_set_path, checkpoint_dir=checkpoints,
+                           mlflow_tracking_uri=tracking_uri)
     s3 = s3_server.client()
     s3.put_object(Bucket=s3_bucket, Key="runs/r1/train_config.json", Body=config.to_json().encode())
     config_uri = f"s3://{s3_bucket}/runs/r1/train_config.json"
