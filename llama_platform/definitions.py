@@ -30,6 +30,7 @@ from llama_platform.resources.cleaning import CleaningResource
 from llama_platform.resources.feast import FeastResource
 from llama_platform.resources.forges import ForgeResource
 from llama_platform.resources.io_manager import ParquetIOManager
+from llama_platform.resources.kubernetes import KubernetesResource
 from llama_platform.resources.mlflow import MLflowResource
 from llama_platform.resources.object_store import ObjectStoreResource
 from llama_platform.resources.serving import LocalEndpointResource
@@ -73,7 +74,7 @@ def _secret(name: str, settings: Settings):
 
 def build_resources(settings: Settings) -> dict:
     """Resources for the active profile (local: folders, sqlite, subprocesses; k8s: the same code
-    pointed at MinIO / the MLflow server by settings, with training pods added in a later issue)."""
+    pointed at MinIO / the MLflow server by settings; training as a GPU pod or a TrainJob)."""
     s3_keys = {}
     if settings.store_is_s3:
         s3_keys = {"access_key": EnvVar(S3_ACCESS_KEY_ENV), "secret_key": EnvVar(S3_SECRET_KEY_ENV)}
@@ -99,6 +100,18 @@ def build_resources(settings: Settings) -> dict:
             work_dir=str(settings.home / "training"),
             max_steps=settings.train_steps,
             batch_size=settings.train_batch_size,
+            launcher="k8s" if settings.profile == "k8s" else "subprocess",
+        ),
+        # Used only when training.launcher is "k8s"; building it calls nothing.
+        "kubernetes": KubernetesResource(
+            namespace=settings.train_namespace,
+            nodes=settings.train_nodes,
+            gpus_per_node=settings.train_gpus,
+            gpu_product=settings.train_gpu_product,
+            cpu=settings.train_cpu,
+            memory=settings.train_memory,
+            kubeconfig_file=settings.kubeconfig,
+            **({"trainer_image": settings.trainer_image} if settings.trainer_image else {}),
         ),
         "mlflow": MLflowResource(
             tracking_uri=settings.mlflow_tracking_uri,

@@ -72,6 +72,16 @@ class Settings:
     forge_max_wait_s: float = 60.0
     # Names (never values) of the secret env vars that are set; resources read them as EnvVar.
     secrets_present: frozenset[str] = frozenset()
+    # k8s profile training: the trainer image (None: the release's), nodes (> 1: a TrainJob) and the
+    # shape of each node; kubeconfig None means in-cluster (the Dagster run pod's service account).
+    trainer_image: str | None = None
+    train_namespace: str = "training"
+    train_nodes: int = 1
+    train_gpus: int = 1
+    train_gpu_product: str | None = None
+    train_cpu: str = "8"
+    train_memory: str = "64Gi"
+    kubeconfig: str | None = None
 
     @property
     def store_is_s3(self) -> bool:
@@ -102,6 +112,13 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be an integer, got {raw!r}") from exc
+
+
+def _at_least(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    value = _int(env, name, default)
+    if value < minimum:
+        raise SettingsError(f"{name} must be >= {minimum}, got {value}")
+    return value
 
 
 def _float(env: Mapping[str, str], name: str, default: float) -> float:
@@ -164,6 +181,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         github_app_private_key_path=Path(env["GITHUB_APP_PRIVATE_KEY_PATH"]) if env.get("GITHUB_APP_PRIVATE_KEY_PATH") else None,
         forge_max_wait_s=_float(env, "LLAMA_PLATFORM_FORGE_MAX_WAIT_S", 60.0),
         secrets_present=frozenset(n for n in SECRET_ENV_VARS if env.get(n)),
+        trainer_image=env.get("LLAMA_PLATFORM_TRAINER_IMAGE") or None,
+        train_namespace=env.get("LLAMA_PLATFORM_TRAIN_NAMESPACE") or "training",
+        train_nodes=_at_least(env, "LLAMA_PLATFORM_TRAIN_NODES", 1, minimum=1),
+        train_gpus=_at_least(env, "LLAMA_PLATFORM_TRAIN_GPUS", 1, minimum=0),
+        train_gpu_product=env.get("LLAMA_PLATFORM_TRAIN_GPU_PRODUCT") or None,
+        train_cpu=env.get("LLAMA_PLATFORM_TRAIN_CPU") or "8",
+        train_memory=env.get("LLAMA_PLATFORM_TRAIN_MEMORY") or "64Gi",
+        kubeconfig=env.get("LLAMA_PLATFORM_KUBECONFIG") or None,
     )
 
 

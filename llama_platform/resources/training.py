@@ -1,8 +1,9 @@
-"""How and where fine-tuning runs. Local profile: a subprocess on CPU, launched through Dagster Pipes."""
+"""How and where fine-tuning runs. Local profile: a subprocess on CPU, launched through Dagster Pipes;
+k8s profile: a GPU pod or a TrainJob (the `kubernetes` resource says which and on what hardware)."""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 from dagster import ConfigurableResource
 
@@ -14,11 +15,12 @@ class TrainingResource(ConfigurableResource):
     learning_rate: float = 3e-3
     seq_len: int = 320
     seed: int = 0
+    launcher: Literal["subprocess", "k8s"] = "subprocess"
     # None: the tiny random-init model. Else a Hugging Face layout folder or s3:// prefix
     # (`llama-platform models import`), with the hash it printed.
     model_path: Optional[str] = None
     model_hash: Optional[str] = None
-    method: str = "lora"  # lora | qlora | lora_zero3 (TrainConfig.method)
+    method: Literal["lora", "qlora", "lora_zero3"] = "lora"  # TrainConfig.method
     save_every: int = 50
 
     def recipe_fields(self) -> dict[str, Any]:

@@ -1,0 +1,1 @@
+"""The one place that builds Kubernetes objects (DESIGN.md): shared conventions in common.py."""
