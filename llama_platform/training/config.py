@@ -69,11 +69,13 @@ class TrainConfig:
     # "auto": bf16 on CUDA, fp32 on CPU.
     precision: str = "auto"
     gradient_checkpointing: bool = False
-    # Pack several issues into one row of `pack_len` tokens (document-masked); False: dynamic padding.
-    packing: bool = False
-    pack_len: int | None = None  # None: batch_size * seq_len / 2 (about the same examples per step)
-    # Run only each token's routed expert(s) (transformers' Llama 4 MoE runs all of them).
-    routed_moe: bool = False
+    # Pack several issues into one row of `pack_len` tokens, document-masked (packing.py), one
+    # row per step and device; False: dynamic padding, batch_size issues per step (for comparison).
+    packing: bool = True
+    pack_len: int | None = None  # None: batch_size x the mean issue length (about batch_size issues a row)
+    # Run only each token's routed expert(s) (moe.py; transformers' Llama 4 MoE runs all of them).
+    # Not available under QLoRA: bitsandbytes needs the experts as separate Linear layers.
+    routed_moe: bool = True
     gradient_accumulation_steps: int = 1
 
     # --- resumable and safe ---------------------------------------------------------------
@@ -161,9 +163,8 @@ class TrainConfig:
     def checkpoint_uri(self) -> str:
         return self.checkpoint_dir or str(Path(self.output_dir) / "checkpoints")
 
-    @property
-    def effective_pack_len(self) -> int:
-        return self.pack_len or max(self.seq_len, self.batch_size * self.seq_len // 2)
+    def effective_pack_len(self, mean_example_tokens: float) -> int:
+        return self.pack_len or max(self.seq_len, round(self.batch_size * mean_example_tokens))
 
 
 def _without_credentials(uri: str) -> str:

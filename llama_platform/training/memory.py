@@ -196,12 +196,17 @@ def memory_plan(
     tokens_per_micro_batch: int = 4096,
     lora_r: int = 16,
     lora_mlp: bool = True,
-    routed_moe: bool = True,
+    routed_moe: bool | None = None,
     model: str = "",
 ) -> MemoryPlan:
     """Bytes per GPU of LoRA fine-tuning `config` (a Llama4TextConfig or its dict) by `method`:
-    "qlora" (one GPU), "lora" (bf16, each GPU holds the whole model), "lora_zero3" (sharded)."""
+    "qlora" (one GPU), "lora" (bf16, each GPU holds the whole model), "lora_zero3" (sharded).
+
+    `routed_moe` None: routed-only MoE except under QLoRA, whose per-expert 4-bit Linear layers
+    (transformers' SequentialLlama4TextExperts) run every expert on every token."""
     s = Shape.of(config)
+    if routed_moe is None:
+        routed_moe = method != "qlora"
     if method == "qlora":
         if gpus != 1:
             raise ValueError("QLoRA here is the one-GPU method; use lora_zero3 for several GPUs")
@@ -241,7 +246,8 @@ TABLE_ROWS = [
 
 def markdown_table(tokens_per_micro_batch: int = 4096, lora_r: int = 16) -> str:
     lines = [
-        f"Per GPU, GB (1e9 B); LoRA r={lora_r} on attention + dense/shared-expert MLPs; routed-only MoE; "
+        f"Per GPU, GB (1e9 B); LoRA r={lora_r} on attention + dense/shared-expert MLPs; routed-only MoE "
+        f"(QLoRA: all experts, see below); "
         f"one micro-batch of {tokens_per_micro_batch} packed tokens; `python -m llama_platform.training.memory`.",
         "",
         "| model | params (total / active) | method | GPUs | weights | LoRA + grads + Adam | activations (ckpt / no ckpt) "

@@ -53,18 +53,22 @@ from llama_platform.training.inference import (
     TOKENIZER_DIR,
     TriageModel,
 )
+from llama_platform.training.loss import response_loss
 from llama_platform.training.memory import Shape
 from llama_platform.training.model import (
     LoadedBase,
     apply_lora,
     base_model_info_for_tiny,
     build_model,
+    has_fused_experts,
     load_pretrained,
     moe_layer_indices,
     qlora_quantization_config,
     tiny_llama4_config,
     zero3_config,
 )
+from llama_platform.training.moe import use_routed_experts
+from llama_platform.training.packing import collate_packed, enable_document_masking, pack_examples
 from llama_platform.training.prompts import LABELS, PROMPT_FORMAT_VERSION
 from llama_platform.training.tokenizer import train_tokenizer
 from llama_platform.training.tracking import (
@@ -130,7 +134,8 @@ def load_base(config: TrainConfig, train_df: pd.DataFrame, model_dir: Path, dtyp
         hidden_size=config.hidden_size,
         num_layers=config.num_layers,
         num_experts=config.num_experts,
-        max_position_embeddings=max(512, config.seq_len, config.effective_pack_len if config.packing else 0),
+        # Packed rows restart positions per issue, so positions never exceed seq_len.
+        max_position_embeddings=max(512, config.seq_len),
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
@@ -155,8 +160,6 @@ class Batcher:
 
     def __call__(self, items: list) -> dict[str, torch.Tensor]:
         if self.packed:
-            from llama_platform.training.packing import collate_packed
-
             batch = collate_packed(items, self.pad_token_id)
             docs = [e for row in items for e in row]
         else:
@@ -169,12 +172,23 @@ class Batcher:
 
 
 class RecipeTrainer(Trainer):
-    """Trainer that hands each micro-batch's exact loss and token counts to the step recorder
-    (the NaN guard runs here, before the optimizer step can spread a NaN into the weights)."""
+    """Trainer with the response-only loss (logits only where there is a target, loss.py), and
+    each micro-batch's exact loss and token counts handed to the step recorder (the NaN guard
+    runs there, before the optimizer step can spread a NaN into the weights)."""
 
     def __init__(self, *args, recorder: ckpt.StepLosses, **kwargs):
         super().__init__(*args, **kwargs)
         self.recorder = recorder
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, targets = response_loss(model, inputs)
+        if num_items_in_batch is not None:
+            # Trainer sums micro-batch losses over gradient accumulation (and devices): weight
+            # this micro-batch's mean by its share of all targets, as transformers' own loss does.
+            loss = loss * targets / num_items_in_batch
+            if self.args.average_tokens_across_devices:
+                loss = loss * self.accelerator.num_processes  # the count spans devices; DDP averages
+        return (loss, None) if return_outputs else loss
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         tokens = int(inputs.pop("real_tokens"))
@@ -273,21 +287,23 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
     log(f"model: {total:,} params, {trainable:,} trainable (LoRA r={config.lora_r}), "
         f"MoE layers {moe_layer_indices(model)}")
 
-    # 4. fast paths
+    # 4. fast paths: routed-only MoE; packing with document masking (else dynamic padding)
     routed_layers = 0
-    if config.routed_moe:
-        from llama_platform.training.moe import use_routed_experts
-
+    if config.routed_moe and has_fused_experts(model):
         routed_layers = use_routed_experts(model)
+    elif config.routed_moe:
+        log("routed-only MoE is off: the experts are per-expert Linear layers (QLoRA), not fused")
     items: list = [encode_example(tokenizer, p, c, config.seq_len)
                    for p, c in zip(train_df["prompt"], train_df["completion"])]
+    attention = "sdpa"
     if config.packing:
-        from llama_platform.training.packing import enable_document_masking, pack_examples
-
-        enable_document_masking(model)
-        rows = pack_examples(items, config.effective_pack_len)
+        pack_len = config.effective_pack_len(sum(len(e.input_ids) for e in items) / len(items))
+        # Chosen by the device the run trains on (the Trainer moves the model there later).
+        attention = enable_document_masking(model, "flex_attention" if device.type == "cuda" else None)
+        rows = pack_examples(items, pack_len)
         items = [[items[i] for i in row] for row in rows]
-        log(f"packed {sum(len(r) for r in rows)} examples into {len(rows)} rows of {config.effective_pack_len} tokens")
+        log(f"packed {sum(len(r) for r in rows)} issues into {len(rows)} rows of <= {pack_len} tokens "
+            f"({attention} document masking)")
 
     # 5. the loop, resumed from the newest complete checkpoint when there is one
     resume = ckpt.latest_checkpoint(checkpoint_uri)
@@ -345,7 +361,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
                     "world_size": state.num_processes, "prompt_format_version": PROMPT_FORMAT_VERSION,
                     "base_model_kind": base.info["kind"], "base_model_class": base.info["source_class"],
                     "base_model_hash": base.info.get("model_hash"), "code_version": code_version(),
-                    "routed_moe_layers": routed_layers,
+                    "routed_moe_layers": routed_layers, "attention": attention,
                 })
                 mlflow.set_tags({"base_model_kind": base.info["kind"],
                                  "snapshot_version": config.snapshot_version or "unversioned"})
