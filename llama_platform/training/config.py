@@ -73,6 +73,9 @@ class TrainConfig:
     # row per step and device; False: dynamic padding, batch_size issues per step (for comparison).
     packing: bool = True
     pack_len: int | None = None  # None: batch_size x the mean issue length (about batch_size issues a row)
+    # "random": rows of randomly mixed issues (train.pack_in_random_order); "best_fit": fullest
+    # rows (packing.pack_examples), whose rows group issues of similar length.
+    pack_order: str = "random"
     # Run only each token's routed expert(s) (moe.py; transformers' Llama 4 MoE runs all of them).
     # Not available under QLoRA: bitsandbytes needs the experts as separate Linear layers.
     routed_moe: bool = True
@@ -116,6 +119,8 @@ class TrainConfig:
             problems.append("gradient_accumulation_steps must be >= 1")
         if self.pack_len is not None and self.pack_len < self.seq_len:
             problems.append("pack_len must be >= seq_len (one issue must fit a packed row)")
+        if self.pack_order not in ("random", "best_fit"):
+            problems.append("pack_order must be random or best_fit")
         if self.divergence_factor <= 1:
             problems.append("divergence_factor must be > 1")
         if not self.mlflow_tracking_uri:

@@ -53,6 +53,7 @@ def tiny_llama4_config(
     bos_token_id: int = 1,
     eos_token_id: int = 2,
     attn_implementation: str = "sdpa",
+    attention_chunk_size: int = 8192,
 ) -> Llama4TextConfig:
     """Llama 4 text config with MoE on every second layer (1, 3, ...), top-1 routing."""
     if hidden_size % num_heads:
@@ -70,8 +71,10 @@ def tiny_llama4_config(
         num_experts_per_tok=1,
         interleave_moe_layer_step=2,
         max_position_embeddings=max_position_embeddings,
-        # Chunked attention only matters beyond the context we use; keep one chunk = whole context.
-        attention_chunk_size=max_position_embeddings,
+        # Llama 4's chunked attention layers see only their chunk of the *row* (8192 tokens in the
+        # real models). A packed row holds many issues, so the chunk must cover the whole row or
+        # issues straddling a chunk boundary lose their start: keep the real models' size.
+        attention_chunk_size=attention_chunk_size,
         pad_token_id=pad_token_id,
         bos_token_id=bos_token_id,
         eos_token_id=eos_token_id,

@@ -150,6 +150,34 @@ def load_base(config: TrainConfig, train_df: pd.DataFrame, model_dir: Path, dtyp
 
 # --- 4./5. batches and the loop --------------------------------------------------------------
 
+def pack_in_random_order(examples: list[Encoded], pack_len: int, seed: int, passes: int = 1) -> list[list[int]]:
+    """Rows of example indices for `passes` passes over the data: each pass a seeded shuffle, the
+    passes laid end to end and cut into rows, each filled until the next issue does not fit.
+
+    packing.pack_examples (best-fit decreasing) fills rows best but places issues longest first,
+    so each row holds issues of similar length; where length goes with the label (it does in
+    issue data, and strongly in the synthetic set) every step then sees mostly one label and
+    the model learns the label prior instead of reading the issue (measured on the tiny run:
+    val label accuracy 0.45 after 120 steps, vs 0.8+ with mixed rows). Random order costs at most
+    one issue's room per row; packing the passes end to end avoids a short last row per pass
+    (a 3-issue step moves Adam's weights as far as a full one). Deterministic by seed, so a
+    resumed run sees the same rows.
+    """
+    rows: list[list[int]] = [[]]
+    room = pack_len
+    for p in range(passes):
+        for i in torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + p)).tolist():
+            n = len(examples[i].input_ids)
+            if n > pack_len:
+                raise ValueError(f"example {i} has {n} tokens, more than pack_len={pack_len}")
+            if n > room:
+                rows.append([])
+                room = pack_len
+            rows[-1].append(i)
+            room -= n
+    return rows
+
+
 @dataclass
 class Batcher:
     """Collates a step's items (examples, or packed rows of examples) and counts what it holds:
@@ -300,9 +328,16 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
         pack_len = config.effective_pack_len(sum(len(e.input_ids) for e in items) / len(items))
         # Chosen by the device the run trains on (the Trainer moves the model there later).
         attention = enable_document_masking(model, "flex_attention" if device.type == "cuda" else None)
-        rows = pack_examples(items, pack_len)
+        if config.pack_order == "random":
+            # A fresh mix of rows for each pass over the data, as many passes as the run needs
+            # (the Trainer then shuffles the rows); seeded, so a resumed run sees the same rows.
+            needed = config.max_steps * config.gradient_accumulation_steps * state.num_processes
+            per_pass = len(pack_in_random_order(items, pack_len, config.seed))
+            rows = pack_in_random_order(items, pack_len, config.seed, passes=min(-(-needed // per_pass), 1000))
+        else:
+            rows = pack_examples(items, pack_len)
         items = [[items[i] for i in row] for row in rows]
-        log(f"packed {sum(len(r) for r in rows)} issues into {len(rows)} rows of <= {pack_len} tokens "
+        log(f"packed {len(train_df)} issues into rows of <= {pack_len} tokens, {len(rows)} rows in all "
             f"({attention} document masking)")
 
     # 5. the loop, resumed from the newest complete checkpoint when there is one
