@@ -19,8 +19,10 @@ term is a count of numbers times bytes per number:
   experts (routed-only MoE), or all E experts (transformers' reference MoE). With gradient
   checkpointing only each layer's input (2H) is kept, plus one layer's activations while it is
   recomputed. Per micro-batch of T tokens (one packed row); sdpa/flex attention keep no T^2 term.
-- logits: T*V*(2 + 4 + 4) B (bf16 logits, their fp32 upcast for the loss, the fp32 gradient);
-  a chunked/fused cross-entropy makes this term nearly vanish.
+- logits: (targets)*V*(2 + 4 + 4) B (bf16 logits, their fp32 upcast for the loss, the fp32
+  gradient). The recipe's loss (loss.py) computes logits only where there is a target: the
+  response tokens, about 2% of an issue's tokens (a few label tokens after a ~350-token prompt);
+  a plain `model(**batch).loss` would pay for all T tokens.
 - overhead: 2 GB assumed per GPU (CUDA context, cuBLAS workspace, allocator slack).
 """
 
@@ -198,6 +200,7 @@ def memory_plan(
     lora_mlp: bool = True,
     routed_moe: bool | None = None,
     model: str = "",
+    target_fraction: float = 0.02,
 ) -> MemoryPlan:
     """Bytes per GPU of LoRA fine-tuning `config` (a Llama4TextConfig or its dict) by `method`:
     "qlora" (one GPU), "lora" (bf16, each GPU holds the whole model), "lora_zero3" (sharded).
@@ -224,7 +227,7 @@ def memory_plan(
     per_layer = [s.activation_bytes_per_token_layer((i + 1) % s.moe_step == 0, routed_moe) for i in range(s.layers)]
     no_ckpt = t * sum(per_layer)
     ckpt = t * (s.layers * 2 * s.hidden + max(per_layer))
-    logits = t * s.vocab * (2 + 4 + 4)
+    logits = t * target_fraction * s.vocab * (2 + 4 + 4)
     return MemoryPlan(model=model, method=method, gpus=gpus, weights=weights / GB, lora=lora / GB,
                       activations=ckpt / GB, activations_no_ckpt=no_ckpt / GB, logits=logits / GB,
                       overhead=OVERHEAD_BYTES / GB)
@@ -260,7 +263,7 @@ def markdown_table(tokens_per_micro_batch: int = 4096, lora_r: int = 16) -> str:
         lines.append(
             f"| {name} | {shape.total_params / 1e9:.1f}B / {shape.active_params / 1e9:.1f}B | {method} | {gpus} "
             f"| {p.weights:.1f} | {p.lora:.2f} | {p.activations:.1f} / {p.activations_no_ckpt:.1f} "
-            f"| {p.logits:.1f} | **{p.total:.1f}** | {p.total_no_ckpt:.1f} |"
+            f"| {p.logits:.2f} | **{p.total:.1f}** | {p.total_no_ckpt:.1f} |"
         )
     return "\n".join(lines)
 
@@ -278,7 +281,8 @@ def arithmetic(name: str = "Llama 4 Scout 17B-16E", tokens: int = 4096, lora_r: 
         f"= {q.weights:.1f} GB; LoRA r={lora_r}: {s.lora_params(lora_r) / 1e6:.1f}M params x 16 B = {q.lora:.2f} GB;",
         f"checkpointed activations = {tokens} tokens x ({s.layers} layers x 2 x {s.hidden} B + one layer's "
         f"{max(s.activation_bytes_per_token_layer(True, True), s.activation_bytes_per_token_layer(False, True)) / 1e3:.0f} kB) "
-        f"= {q.activations:.1f} GB; logits = {tokens} x {s.vocab} x 10 B = {q.logits:.1f} GB; overhead 2 GB.",
+        f"= {q.activations:.1f} GB (QLoRA: every expert runs); logits = 2% of {tokens} tokens (the response) x {s.vocab} x 10 B "
+        f"= {q.logits:.2f} GB; overhead 2 GB.",
         f"ZeRO-3 on N GPUs: {s.total_params / 1e9:.1f}B x 2 B / N + (largest module "
         f"{s.largest_module_params / 1e9:.2f}B params, one MoE layer's fused experts, + prefetch 0.9 x {s.hidden}^2) x 2 B.",
     ])
