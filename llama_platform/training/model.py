@@ -278,7 +278,7 @@ def zero3_config(gradient_accumulation_steps: int = 1, offload_optimizer: bool =
     working set memory.py adds on top of the shards.
     """
     return {
-        "bf16": {"enabled": True},
+        "bf16": {"enabled": "auto"},  # from TrainingArguments.bf16 (the run's precision)
         "zero_optimization": {
             "stage": 3,
             "overlap_comm": True,

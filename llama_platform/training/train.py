@@ -144,7 +144,8 @@ def load_base(config: TrainConfig, train_df: pd.DataFrame, model_dir: Path, dtyp
     # The base is random, so it must ship with the adapter; saved before LoRA wraps it.
     if is_main:
         model.save_pretrained(str(model_dir / BASE_DIR))
-    info = base_model_info_for_tiny(model_dir / BASE_DIR) if is_main else {"kind": "tiny-random-init"}
+    info = base_model_info_for_tiny(model_dir / BASE_DIR) if is_main else \
+        {"kind": "tiny-random-init", "source_class": "Llama4ForCausalLM", "model_hash": None, "path": None}
     return LoadedBase(model, tokenizer, info)
 
 
@@ -275,8 +276,12 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
 
     started = time.monotonic()
     seed_everything(config.seed)
-    state = PartialState()  # torchrun/TrainJob: one process per GPU; else a single process
+    # torchrun/TrainJob: one process per GPU (per CPU process with gloo when there is no GPU:
+    # accelerate goes multi-process on CPU only when asked to); else a single process.
+    state = PartialState(cpu=not torch.cuda.is_available())
     is_main, device = state.is_main_process, state.device
+    if not is_main:
+        log = lambda message: None  # noqa: E731  (rank 0 speaks for the job)
     if device.type == "cpu" and config.cpu_threads:
         torch.set_num_threads(config.cpu_threads)
     dtype = precision(config, device)
@@ -428,15 +433,16 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
                              batch_size=config.eval_batch_size)
         majority = train_df["label"].value_counts().idxmax()
         val_metrics = evaluate_model(triage, val_df, majority_label=majority)
+        if config.method == "lora_zero3":
+            # Gathers the sharded adapter: collective, so every rank takes part.
+            trainer.save_model(str(model_dir / ADAPTER_DIR))
         if not is_main:
             return {}
         log(f"val loss {val_metrics['val_loss']:.4f}, label accuracy {val_metrics['label_accuracy']:.3f} "
             f"(majority baseline {val_metrics['majority_baseline_accuracy']:.3f})")
 
         # Only LoRA weights go here: the tiny base is in base/, a real one stays in the store.
-        if config.method == "lora_zero3":
-            trainer.save_model(str(model_dir / ADAPTER_DIR))
-        else:
+        if config.method != "lora_zero3":
             trainer.model.save_pretrained(str(model_dir / ADAPTER_DIR), save_embedding_layers=False)
         (model_dir / META_FILE).write_text(json.dumps({
             "labels": list(LABELS),

@@ -99,7 +99,7 @@ def test_qlora_config_is_nf4_double_quant_bf16_compute():
 
 def test_zero3_config_shards_params_and_fills_autos():
     cfg = zero3_config(gradient_accumulation_steps=4)
-    assert cfg["zero_optimization"]["stage"] == 3 and cfg["bf16"]["enabled"]
+    assert cfg["zero_optimization"]["stage"] == 3 and cfg["bf16"]["enabled"] == "auto"
     assert cfg["gradient_accumulation_steps"] == 4
     deepspeed = pytest.importorskip("deepspeed")  # the `multigpu` extra
     from transformers import TrainingArguments
@@ -110,6 +110,7 @@ def test_zero3_config_shards_params_and_fills_autos():
     resolved = args.hf_deepspeed_config.config
     assert is_deepspeed_zero3_enabled()
     assert resolved["train_micro_batch_size_per_gpu"] == 2 and resolved["gradient_clipping"] == 0.5
+    assert resolved["bf16"]["enabled"] is True
     assert deepspeed.__version__ == "0.19.8"
 
 

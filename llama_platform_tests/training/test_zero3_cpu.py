@@ -33,7 +33,7 @@ def test_zero3_under_torchrun_on_cpu(tmp_path, training_set_path):
     )
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     result = json.loads((Path(config.output_dir) / "result.json").read_text())
-    assert result["steps"] == 4 and result["device"] == "cpu"
+    assert result["steps"] == 4 and result["device"].startswith("cpu")
     client = MlflowClient(tracking_uri=config.mlflow_tracking_uri)
     run = client.get_run(result["mlflow_run_id"])
     assert run.data.params["world_size"] == "2" and run.data.params["method"] == "lora_zero3"
