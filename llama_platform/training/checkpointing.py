@@ -47,10 +47,14 @@ def latest_checkpoint(uri: str) -> str | None:
 
 
 def fetch_checkpoint(uri: str, name: str, local_root: Path) -> Path:
-    """A local folder holding checkpoint `name` (downloaded when `uri` is remote)."""
+    """A local folder holding checkpoint `name` (downloaded when `uri` is remote; the marker
+    comes with it, so a folder that has it is complete and not fetched again)."""
     if not storage.is_remote(uri):
         return storage.local_path(uri) / name
-    return storage.download_dir(storage.join(uri, name), local_root / name)
+    local = local_root / name
+    if not (local / COMPLETE_MARKER).is_file():
+        storage.download_dir(storage.join(uri, name), local)
+    return local
 
 
 def read_run_file(uri: str) -> dict:
@@ -106,11 +110,15 @@ class GuardAndStore(TrainerCallback):
     """Closes each step (divergence check), reacts to SIGTERM, ships checkpoints to the store."""
 
     def __init__(self, recorder: StepLosses, divergence_factor: float, checkpoint_uri: str,
-                 is_main: bool, on_step: Callable[[int, float, int, int], None]):
+                 is_main: bool, on_step: Callable[[int, float, int, int], None], is_local_main: bool | None = None,
+                 barrier: Callable[[], None] = lambda: None, any_rank: Callable[[bool], bool] = lambda flag: flag):
         self.recorder = recorder
         self.divergence_factor = divergence_factor
         self.checkpoint_uri = checkpoint_uri
         self.is_main = is_main
+        self.is_local_main = is_main if is_local_main is None else is_local_main
+        self.barrier = barrier
+        self.any_rank = any_rank  # ranks must stop at the same step, or their collectives hang
         self.on_step = on_step
         self.stop_requested = False
 
@@ -121,20 +129,25 @@ class GuardAndStore(TrainerCallback):
         loss, tokens, pairs = self.recorder.close_step()
         check_divergence(self.recorder.losses, self.divergence_factor)
         self.on_step(state.global_step, loss, tokens, pairs)
-        if self.stop_requested:
+        if self.any_rank(self.stop_requested):
+            self.stop_requested = True
             control.should_save = True
             control.should_training_stop = True
         return control
 
     def on_save(self, args, state, control, **kwargs):
-        if not self.is_main:
-            return control
+        # Each node's first process uploads what its ranks wrote (ZeRO shards live on every
+        # node's disk); after all have, rank 0 marks the checkpoint complete.
         name = f"checkpoint-{state.global_step}"
         local = Path(args.output_dir) / name
-        (local / LOSSES_FILE).write_text(json.dumps(self.recorder.losses))
         target = storage.join(self.checkpoint_uri, name)
-        storage.upload_dir(local, target)
-        storage.write_text(storage.join(target, COMPLETE_MARKER), json.dumps({"step": state.global_step}))
+        if self.is_main:
+            (local / LOSSES_FILE).write_text(json.dumps(self.recorder.losses))
+        if self.is_local_main:
+            storage.upload_dir(local, target)
+        self.barrier()
+        if self.is_main:
+            storage.write_text(storage.join(target, COMPLETE_MARKER), json.dumps({"step": state.global_step}))
         return control
 
 

@@ -335,6 +335,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
     attention = "sdpa"
     if config.packing:
         pack_len = config.effective_pack_len(sum(len(e.input_ids) for e in items) / len(items))
+        # Llama 4's chunked-attention layers see only their chunk of a row: a packed row must fit
+        # one chunk (8192 tokens in the real models), or issues across a boundary lose their start.
+        pack_len = min(pack_len, getattr(base.model.config, "attention_chunk_size", None) or pack_len)
         # Chosen by the device the run trains on (the Trainer moves the model there later).
         attention = enable_document_masking(model, "flex_attention" if device.type == "cuda" else None)
         if config.pack_order == "random":
@@ -351,7 +354,8 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
 
     # 5. the loop, resumed from the newest complete checkpoint when there is one
     resume = ckpt.latest_checkpoint(checkpoint_uri)
-    resume_path = ckpt.fetch_checkpoint(checkpoint_uri, resume, local_checkpoints) if resume else None
+    with state.local_main_process_first():  # one download per node
+        resume_path = ckpt.fetch_checkpoint(checkpoint_uri, resume, local_checkpoints) if resume else None
     previous_losses = json.loads((resume_path / ckpt.LOSSES_FILE).read_text()) if resume_path else []
     recorder = ckpt.StepLosses(previous_losses)
     shape = Shape.of(base.model.config)
@@ -382,7 +386,9 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
             recent = recorder.losses[-config.log_every:]
             log(f"step {step}/{config.max_steps} loss {sum(recent) / len(recent):.4f}")
 
-    guard = ckpt.GuardAndStore(recorder, config.divergence_factor, checkpoint_uri, is_main, on_step)
+    guard = ckpt.GuardAndStore(recorder, config.divergence_factor, checkpoint_uri, is_main, on_step,
+                               is_local_main=state.is_local_main_process, barrier=state.wait_for_everyone,
+                               any_rank=lambda flag: _any_rank(flag, state))
     trainer = RecipeTrainer(model=model, args=args, train_dataset=items,
                             data_collator=Batcher(tokenizer.pad_token_id, config.packing),
                             callbacks=[guard], recorder=recorder)
@@ -510,6 +516,15 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
         }
     (output_dir / RESULT_FILE).write_text(json.dumps(result, indent=2))
     return result
+
+
+def _any_rank(flag: bool, state) -> bool:
+    """True on every rank when it is True on any (one tiny all-reduce per step when distributed)."""
+    if state.num_processes == 1:
+        return flag
+    value = torch.tensor([int(flag)], device=state.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value.item())
 
 
 class _NoRun:
