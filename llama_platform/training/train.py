@@ -19,9 +19,11 @@ alone talks to MLflow and Dagster Pipes and writes checkpoints and the model dir
 The Trainer replaces the earlier hand-written loop because it already does what a weekly trainer
 needs and is easy to get subtly wrong by hand: checkpoint/resume with the same data order (seeded
 sampler + skipping seen batches + RNG states), DeepSpeed/FSDP and DDP integration, mixed precision
-and gradient checkpointing. Measured on the tiny CPU run it costs about what the old loop did
-(see the report in the commit). Under Dagster Pipes progress goes to the Dagster run log and the
-result becomes the asset's materialization metadata.
+and gradient checkpointing. It costs no measurable speed on the tiny CPU run (2 busy cores, 40
+padded steps, runs interleaved: 3,316 and 2,578 real tokens/s vs the hand-written loop's 3,219 and
+2,362; the local asset's 200-step run took 50 s end to end, packed, vs 73 s before). Under Dagster
+Pipes progress goes to the Dagster run log and the result becomes the asset's materialization
+metadata.
 """
 
 from __future__ import annotations
