@@ -93,6 +93,7 @@ class TrainConfig:
     snapshot_version: str | None = None
     feature_views: list[str] = field(default_factory=list)
     mlflow_system_metrics: bool = True
+    system_metrics_every_s: float = 10.0  # MLflow's CPU/GPU/memory sampling interval
     registered_model_alias: str | None = "candidate"
 
     def __post_init__(self) -> None:

@@ -398,6 +398,7 @@ def train(config: TrainConfig, log: Callable[[str], None] = print, show_progress
     run_id = ckpt.read_run_file(checkpoint_uri).get("mlflow_run_id") if resume else None
     if is_main:
         set_up_mlflow(config)
+        mlflow.set_system_metrics_sampling_interval(config.system_metrics_every_s)
     # Only rank 0 opens an MLflow run; the other ranks train in step with it.
     run_context = (mlflow.start_run(run_id=run_id, run_name=None if run_id else config.run_name,
                                     tags=None if run_id else (config.tags or None),
