@@ -1,6 +1,6 @@
 """Throughput of the data path: clean + redact + dedup + validate + write snapshot, against an I/O floor.
 
-    .venv/bin/python benchmarks/clean_throughput.py [--issues 100000] [--workers 2] [--chunk 5000] [--in-memory]
+    .venv/bin/python benchmarks/clean_throughput.py [--issues 100000] [--workers 2] [--chunk 5000]
 
 Generates N raw issues with comments (GitHub wire format, built from the shipped corpus: its issue
 and comment JSON as templates, bodies recombined from its paragraphs, with PRs, bots, secrets and
@@ -10,8 +10,8 @@ near-duplicates planted), writes them as a Parquet raw table, then times in the 
   pipeline  what the clean and issue_snapshot assets run: stream the raw table in Arrow batches
             through `stream_clean` (a process pool; candidate rows and MinHash signatures spilled
             to disk, only per-row facts in memory), then `write_snapshot_streaming` (validated,
-            split, hashed and written as a Delta table). With --in-memory: `clean_chunks` and
-            `write_snapshot` instead (everything held in memory; small inputs and tests).
+            split, hashed and written as a Delta table). This is the one cleaning path (the
+            in-memory variant is a test oracle only, not measured here).
 
 Prints issues/s, peak RSS (this process, and the largest worker) and floor_ratio = pipeline / floor.
 """
@@ -35,15 +35,14 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from llama_platform.data.cleaning import CleaningConfig, clean_chunks  # noqa: E402
-from llama_platform.data.snapshot import write_snapshot, write_snapshot_streaming  # noqa: E402
-from llama_platform.data.splits import assign_splits  # noqa: E402
+from llama_platform.data.cleaning import CleaningConfig  # noqa: E402
+from llama_platform.data.snapshot import write_snapshot_streaming  # noqa: E402
 from llama_platform.data.store import open_store  # noqa: E402
 from llama_platform.data.streaming import stream_clean  # noqa: E402
-from llama_platform.sources.corpus import load_corpus  # noqa: E402
+from llama_platform.replay.corpus import load_corpus  # noqa: E402
 from llama_platform.sources.records import RAW_COLUMNS, canonical_json, payload_hash  # noqa: E402
 
-CORPUS = ROOT / "llama_platform" / "sources" / "corpus"
+CORPUS = ROOT / "llama_platform" / "replay" / "corpus"
 RAW_SCHEMA = pa.schema(
     [
         ("source", pa.string()),
@@ -138,20 +137,6 @@ def floor(raw: Path, out: Path) -> float:
     return time.perf_counter() - t0
 
 
-def pipeline(raw: Path, store_dir: Path, workers: int, chunk: int) -> tuple[float, dict]:
-    t0 = time.perf_counter()
-    src = pq.ParquetFile(raw, pre_buffer=False)  # as the IO manager reads it: flat memory
-    bar = tqdm(total=src.metadata.num_rows, desc="clean", unit="issues")
-    chunks = (b for b in src.iter_batches(batch_size=chunk))
-    result = clean_chunks(chunks, CleaningConfig(), workers=workers, progress=bar.update)
-    bar.close()
-    t_clean = time.perf_counter() - t0
-    df = result.cleaned.assign(split=assign_splits(result.cleaned["dup_cluster"]))
-    info = write_snapshot(open_store(f"file://{store_dir}"), df, {"raw_partitions": ["benchmark"], "code_version": "bench"})
-    total = time.perf_counter() - t0
-    return total, {"clean_s": t_clean, "snapshot_s": total - t_clean, "counts": result.counts, "version": info.version}
-
-
 def pipeline_streaming(raw: Path, work: Path, workers: int, chunk: int) -> tuple[float, dict]:
     t0 = time.perf_counter()
     src = pq.ParquetFile(raw, pre_buffer=False)  # as the IO manager reads it: flat memory
@@ -173,7 +158,6 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--issues", type=int, default=100_000)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--chunk", type=int, default=5_000)
-    p.add_argument("--in-memory", action="store_true", help="hold every row in memory instead of spilling to disk")
     p.add_argument("--dir", type=Path, default=None, help="work folder (default: a temp folder)")
     args = p.parse_args(argv)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
@@ -182,16 +166,12 @@ def main(argv: list[str] | None = None) -> None:
         payload_bytes = generate(args.issues, raw)
         rss_after_generate = _peak_rss_mib()
         t_floor = floor(raw, tmp / "copy.parquet")
-        if args.in_memory:
-            t_pipe, details = pipeline(raw, tmp / "store", args.workers, args.chunk)
-        else:
-            t_pipe, details = pipeline_streaming(raw, tmp, args.workers, args.chunk)
+        t_pipe, details = pipeline_streaming(raw, tmp, args.workers, args.chunk)
     c = details["counts"]
     figures = {
         "issues": args.issues,
         "workers": args.workers,
         "chunk": args.chunk,
-        "streaming": not args.in_memory,
         "raw_payload_mib": round(payload_bytes / 2**20, 1),
         "floor_s": round(t_floor, 2),
         "pipeline_s": round(t_pipe, 2),

@@ -33,11 +33,11 @@ from tqdm import tqdm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from llama_platform.sources.corpus import load_corpus  # noqa: E402
-from llama_platform.sources.corpus_generator import write_corpus  # noqa: E402
+from llama_platform.replay.corpus import load_corpus  # noqa: E402
+from llama_platform.replay.generator import write_corpus  # noqa: E402
 from llama_platform.sources.gitee import GiteeForge  # noqa: E402
 from llama_platform.sources.github import GitHubForge  # noqa: E402
-from llama_platform.sources.replay_forge import ReplayForgeServer  # noqa: E402
+from llama_platform.replay.forge import ReplayForgeServer  # noqa: E402
 
 
 def platform_fetch(srv: ReplayForgeServer, source: str, repo: str) -> tuple[int, int]:

@@ -1,7 +1,7 @@
 """Training throughput: the plain transformers + peft baseline against the platform trainer.
 
     .venv/bin/python benchmarks/train_throughput.py --preset tiny     # CPU, a few minutes
-    python benchmarks/train_throughput.py --preset anchor             # one CUDA GPU (H100/H200)
+    python benchmarks/train_throughput.py --preset anchor --check     # one CUDA GPU (H100/H200)
 
 One process, the same data for both: a pool of synthetic issue-like examples (token counts
 log-normal, median 350, capped at 2048; the last 8-32 tokens are the response, the rest prompt),
@@ -10,15 +10,18 @@ and one epoch over it per trainer, from the same random-init model with LoRA r=1
   baseline  plain transformers + peft: dynamic padding (batch 8, shuffled), sdpa, transformers'
             Llama 4 MoE (every expert on every token), `model(**batch).loss` over full logits;
   platform  what llama_platform.training uses: rows packed to seq_len (packing.pack_examples)
-            with document masking (flex attention on CUDA, sdpa with a block-diagonal mask on CPU),
+            with document masking (compiled flex attention on CUDA; on CPU, which has no flex
+            backward, causal sdpa per document: attention.py),
             routed-only MoE (moe.use_routed_experts: grouped_mm on CUDA bf16), and logits only at
             response tokens (loss.response_loss). Gradient checkpointing is off unless asked for.
 
 Prints, per trainer, real (non-pad) tokens/s over the timed steps (the first --warmup steps,
 which include compilation, are not timed), peak memory (CUDA: torch.cuda.max_memory_allocated;
 CPU: peak resident memory above the level before the trainer started, sampled every 5 ms) and the
-mean loss, then `speedup` = platform / baseline tokens/s. `--ablations` adds platform variants
-that each drop one part, to show where the speed comes from. `--json PATH` writes the figures.
+mean loss, then `speedup` = platform / baseline tokens/s (on CPU also by process CPU time, which
+other load on shared cores does not distort). `--ablations` adds platform variants that each drop
+one part, to show where the speed comes from. `--check` first verifies, in fp32 on the device,
+that the platform's kernels compute what the reference does. `--json PATH` writes the figures.
 
 Presets: `anchor` is the Llama 4 text config of issue 8 (hidden 2048, 16 layers, 16 heads / 8 KV
 heads, head_dim 128, 8 experts top-1, MoE every 2nd layer, expert FFN 4096, dense FFN 8192, vocab
@@ -149,7 +152,8 @@ def build_model(config, dtype: torch.dtype, device: torch.device, seed: int) -> 
     from peft import LoraConfig, get_peft_model
     from transformers import Llama4ForCausalLM
 
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type if device.type == "cuda" else "cuda"):
+    # A private RNG state (the caller's is untouched); on CUDA the device's generator is forked too.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type="cuda"):
         torch.manual_seed(seed)
         with device:
             model = Llama4ForCausalLM._from_config(config, dtype=dtype)
@@ -283,7 +287,8 @@ def run_trainer(
     result = Result(
         name=spec.name, steps=steps, timed_steps=timed_steps, real_tokens=real, padded_tokens=padded,
         seconds=round(seconds, 3), tokens_per_s=round(real / seconds, 1),
-        cpu_seconds=round(cpu_seconds, 3), tokens_per_cpu_s=round(real / cpu_seconds, 1), peak_memory_gib=round(memory.gib, 3),
+        cpu_seconds=round(cpu_seconds, 3), tokens_per_cpu_s=round(real / cpu_seconds, 1),
+        peak_memory_gib=round(memory.gib, 3),
         mean_loss=round(float(loss_values.mean()), 4), extra={"attention": attention, **asdict(spec)},
     )
     log(
@@ -339,7 +344,8 @@ def device_checks(device: torch.device, log: Callable[[str], None]) -> dict[str,
     use_routed_experts(model)
     lora = get_peft_model(model, LoraConfig(r=8, target_modules=LORA_TARGETS, init_lora_weights=False))
     examples = issue_like_examples(12, 512, seed=1)
-    examples = [Encoded(e.input_ids[:200], e.labels[:200]) for e in examples]  # keep it small
+    # Keep them small: <s> and the last 199 tokens (the response is at the end).
+    examples = [Encoded(e.input_ids[:1] + e.input_ids[-199:], e.labels[:1] + e.labels[-199:]) for e in examples]
     rows = pack_examples(examples, 1024)
     implementation = enable_document_masking(lora)
     batch = {k: v.to(device) for k, v in collate_packed([[examples[i] for i in r] for r in rows], PAD_ID).items()}
@@ -425,7 +431,8 @@ def main(argv: list[str] | None = None, log: Callable[[str], None] = print) -> d
     specs = [BASELINE, PLATFORM] + (ABLATIONS if args.ablations else [])
     results = {spec.name: run_trainer(spec, config, examples, args, device, dtype, log) for spec in specs}
     baseline = results["baseline"]
-    speedups = {name: round(r.tokens_per_s / baseline.tokens_per_s, 2) for name, r in results.items() if name != "baseline"}
+    speedups = {name: round(r.tokens_per_s / baseline.tokens_per_s, 2)
+                for name, r in results.items() if name != "baseline"}
     log(f"speedup = platform / baseline = {speedups['platform']:.2f}x")
     if device.type == "cpu":
         cpu_speedups = {name: round(r.tokens_per_cpu_s / baseline.tokens_per_cpu_s, 2) for name, r in results.items()

@@ -13,7 +13,9 @@ from dagster import (
 )
 from dagstermill import ConfigurableLocalOutputNotebookIOManager
 
+from llama_platform.assets.baseline import baseline_model
 from llama_platform.assets.cleaning import clean, no_secret_survives
+from llama_platform.assets.error_analysis import error_analysis
 from llama_platform.assets.evaluation import model_evaluation
 from llama_platform.assets.features import issue_features, training_set
 from llama_platform.assets.raw import (
@@ -27,6 +29,7 @@ from llama_platform.assets.serving import deployed_endpoint
 from llama_platform.assets.snapshot import issue_snapshot, snapshot_schema
 from llama_platform.assets.training import finetuned_checkpoint
 from llama_platform.resources.cleaning import CleaningResource
+from llama_platform.resources.evaluation import EvaluationResource
 from llama_platform.resources.feast import FeastResource
 from llama_platform.resources.forges import ForgeResource
 from llama_platform.resources.io_manager import ParquetIOManager
@@ -53,18 +56,21 @@ DOWNSTREAM_ASSETS = [
     issue_features,
     training_set,
     finetuned_checkpoint,
+    baseline_model,
     model_evaluation,
+    error_analysis,
     deployed_endpoint,
 ]
 ASSET_CHECKS = [no_secret_survives, snapshot_schema]
 
 train_and_deploy_job = define_asset_job(
     "train_and_deploy_job",
-    selection=AssetSelection.all() - AssetSelection.assets(RAW_ASSET, "dataset_report"),
+    selection=AssetSelection.all() - AssetSelection.assets(RAW_ASSET, "dataset_report", "error_analysis"),
     description="Everything downstream of raw issues: clean, snapshot, features, train, evaluate, deploy.",
 )
 # dagstermill runs its notebook through a reconstructable job (see dataset_report_job_def).
 dataset_report_job = define_asset_job("dataset_report_job", selection=AssetSelection.assets("dataset_report"))
+error_analysis_job = define_asset_job("error_analysis_job", selection=AssetSelection.assets("error_analysis"))
 
 
 def _secret(name: str, settings: Settings):
@@ -123,6 +129,11 @@ def build_resources(settings: Settings) -> dict:
             ui_url=settings.mlflow_ui_url,
             artifact_location=settings.mlflow_artifact_location,
         ),
+        "evaluation": EvaluationResource(
+            enforce_gate=settings.gate_enforced,
+            baseline_max_runtime_secs=settings.baseline_seconds,
+            baseline_ablation=settings.baseline_ablation,
+        ),
         "pipes_subprocess_client": PipesSubprocessClient(),
         "output_notebook_io_manager": ConfigurableLocalOutputNotebookIOManager(base_dir=str(settings.home / "notebooks")),
         "endpoint": LocalEndpointResource(
@@ -147,7 +158,7 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=[raw_issues, *DOWNSTREAM_ASSETS],
         asset_checks=ASSET_CHECKS,
-        jobs=[ingest_job, train_and_deploy_job, dataset_report_job],
+        jobs=[ingest_job, train_and_deploy_job, dataset_report_job, error_analysis_job],
         sensors=[
             make_repo_registry_sensor(settings.repos_file, settings.repos_override, raw_issues),
             make_freshness_sensor(raw_issues),
@@ -169,3 +180,8 @@ defs = build_definitions(load_settings())
 def dataset_report_job_def():
     """Module-level so dagster.reconstructable() can rebuild the report job in the notebook kernel."""
     return defs.resolve_job_def("dataset_report_job")
+
+
+def error_analysis_job_def():
+    """Module-level for dagster.reconstructable(), like dataset_report_job_def."""
+    return defs.resolve_job_def("error_analysis_job")

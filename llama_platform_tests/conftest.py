@@ -9,6 +9,9 @@ import pytest
 
 from llama_platform_tests.support.seaweedfs import S3Server, start_seaweedfs
 
+# The replay forge fixtures serve both sources/ (connectors) and replay/ (the forge itself).
+pytest_plugins = ["llama_platform_tests.support.replay_fixtures"]
+
 
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory) -> S3Server:

@@ -17,9 +17,9 @@ from llama_platform.data.store import open_store
 from llama_platform.resources.serving import stop_endpoint
 from llama_platform.services import free_port
 from llama_platform.settings import load_settings
-from llama_platform.sources.corpus import corpus_repos, load_corpus
-from llama_platform.sources.corpus_generator import write_corpus
-from llama_platform.sources.replay_forge import ReplayForgeServer
+from llama_platform.replay.corpus import corpus_repos, load_corpus
+from llama_platform.replay.generator import write_corpus
+from llama_platform.replay.forge import ReplayForgeServer
 
 pytestmark = pytest.mark.slow
 API_KEY = "test-key-0123456789abcdef"
@@ -107,7 +107,15 @@ def test_whole_graph(tmp_path, monkeypatch, forge, small_corpus, s3_server, s3_b
             assert len(history) >= 5
 
             ev = _meta(instance, "model_evaluation")
-            assert math.isfinite(ev["val_loss"]) and 0.0 <= ev["label_accuracy"] <= 1.0
+            assert math.isfinite(ev["test_loss"]) and 0.0 <= ev["label_accuracy"] <= 1.0
+            # one comparison table: fine-tuned vs H2O vs majority (no champion before the first run)
+            assert all(f"| {m} " in ev["comparison"] for m in ("fine-tuned", "h2o", "majority")), ev["comparison"]
+            assert ev["comparison_plot"].startswith("![") and "github" in ev["by_forge"]
+            version = client.get_model_version(settings.registered_model_name, str(ckpt["model_version"]))
+            assert version.tags["gate.decision"] == ev["gate_decision"] and version.aliases
+            assert "candidate" in version.aliases
+            assert ("champion" in version.aliases) == (ev["gate_decision"] == "promote")
+            assert _meta(instance, "baseline_model")["test_rows"] == ev["test_examples"]
 
             # endpoint: 200 with labels with the key, 401 without
             url = summary["endpoint_url"]

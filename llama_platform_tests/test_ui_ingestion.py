@@ -12,8 +12,8 @@ import httpx
 import pytest
 from dagster import MultiPartitionKey
 
-from llama_platform.sources.corpus_generator import write_corpus
-from llama_platform.sources.replay_forge import ReplayForgeServer
+from llama_platform.replay.generator import write_corpus
+from llama_platform.replay.forge import ReplayForgeServer
 from llama_platform_tests.support.dagster_ui import CHROMIUM_ARGS, start_dagster_dev
 
 pytestmark = pytest.mark.slow

@@ -11,6 +11,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+import orjson
 import pandas as pd
 from dagster import (
     AssetExecutionContext,
@@ -34,9 +35,17 @@ from dagster import (
 from llama_platform.assets.common import bar_plot, png_markdown, preview
 from llama_platform.resources.forges import ForgeResource
 from llama_platform.resources.object_store import ObjectStoreResource
-from llama_platform.sources.records import raw_frame
+from llama_platform.sources.records import is_pull_request, raw_frame
 from llama_platform.sources.repos import load_repos, parse_repo_key
-from llama_platform.sources.windows import IngestState, advance_state, merge_versions, plan_fetch, window_of
+from llama_platform.sources.windows import (
+    IngestState,
+    advance_state,
+    assign_windows,
+    keyless,
+    merge_versions,
+    plan_fetch,
+    window_of,
+)
 
 repo_partitions = DynamicPartitionsDefinition(name="repos")
 RAW_ASSET = AssetKey("raw_issues")
@@ -107,9 +116,16 @@ def build_raw_issues(history_start: str):
                         context.log.info(f"{repo_key}: {i} records fetched")
             finally:
                 getattr(client, "close", lambda: None)()
+            report = dict(getattr(client, "last_report", None) or {})
             fetched = raw_frame(rows)
-            fetched["window"] = fetched["updated_at"].map(window_of) if len(fetched) else pd.Series(dtype=str)
+            fetched["window"] = assign_windows(fetched, windows)
             beyond = int((fetched["window"] > windows[-1]).sum()) if len(fetched) else 0
+            # An issue re-fetched for an edited comment keeps its old updated_at: a window this run
+            # does not write. Counted, so a refresh of the current window says what it could not store.
+            before = int((fetched["window"] < windows[0]).sum()) if len(fetched) else 0
+            if before:
+                context.log.warning(f"{repo_key}: {before} re-fetched record(s) belong to windows before "
+                                    f"{windows[0]}; materialise those windows to store them")
             for window in windows:
                 key = MultiPartitionKey({"repo": repo_key, "window": window})
                 new = fetched[fetched["window"] == window].drop(columns=["window"])
@@ -118,11 +134,21 @@ def build_raw_issues(history_start: str):
                 existing = _existing(context, key)
                 outputs[key] = merge_versions(existing, new)
             store.write_bytes(state_rel, advance_state(state, plan, started).to_json().encode())
+            shortfall = report.get("comment_shortfall") or {}
             stats[repo_key] = {"fetched": len(fetched), "beyond_requested_windows": beyond,
-                               "incremental": plan.incremental, "since": plan.since.isoformat()}
+                               "before_requested_windows": before,
+                               "keyless_records": int(keyless(fetched).sum()) if len(fetched) else 0,
+                               "incremental": plan.incremental, "since": plan.since.isoformat(),
+                               # What the forge's data lacked (stale comment counts, comments naming no
+                               # issue): recorded, never silently dropped. At most 50 issues listed.
+                               "comment_shortfall_issues": len(shortfall),
+                               "comment_shortfall": dict(sorted(shortfall.items())[:50]),
+                               "orphan_comments": report.get("orphan_comments", 0),
+                               "orphan_issues_fetched": report.get("orphan_issues_fetched", 0),
+                               "refetched_issues": report.get("refetched_issues", 0)}
         total = sum(len(df) for df in outputs.values())
         per_window = {str(k): len(v) for k, v in outputs.items()}
-        n_pr = sum(int(df["payload"].str.contains('"pull_request":', regex=False).sum()) for df in outputs.values())
+        n_pr = sum(sum(is_pull_request(orjson.loads(p)["issue"]) for p in df["payload"]) for df in outputs.values())
         preview_cols = ["source", "repo", "number", "updated_at", "payload_sha256"]
         sample = next((df for df in outputs.values() if len(df)), pd.DataFrame(columns=preview_cols))
         return Output(

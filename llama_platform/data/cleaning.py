@@ -19,17 +19,21 @@ Conversation-shape filters (after StarCoder's issue filtering, adapted to single
 
 Work is chunked: steps 2-4 run per chunk (optionally in a process pool), and what needs every row
 (which version is latest, who is a known user, which issues are near-duplicates) is decided once at
-the end from small per-row facts and the incremental MinHash index. `clean_issues(raw)` is the
-one-frame convenience; `clean_chunks(chunks)` streams a large raw table.
+the end from small per-row facts and the incremental MinHash index. There is one cleaning path:
+`streaming.stream_clean` (what the clean asset runs) drives the per-chunk steps defined here and
+makes the cross-row decisions; `clean_issues(raw)` is its one-frame convenience. (An in-memory
+variant lives only in the tests, as an oracle the streaming path is compared with.)
 """
 
 from __future__ import annotations
 
+import tempfile
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
@@ -37,11 +41,11 @@ import pandas as pd
 import pyarrow as pa
 
 from llama_platform.data.bots import is_bot, is_bot_invocation
-from llama_platform.data.dedup import THRESHOLD, MinHashIndex, minhash_signatures, survivors
+from llama_platform.data.dedup import THRESHOLD, minhash_signatures
 from llama_platform.data.lang import detect_language
 from llama_platform.data.labels import canonical_labels
-from llama_platform.data.redaction import mention_replacer, mentioned_logins, pseudonymise, redact
-from llama_platform.data.schemas import CleanedIssuesSchema, FilteredIssuesSchema, QuarantinedIssuesSchema
+from llama_platform.data.redaction import mentioned_logins, pseudonymise, redact
+from llama_platform.data.schemas import CleanedIssuesSchema
 from llama_platform.data.text import clean_text, normalise_whitespace, truncate
 from llama_platform.sources.records import RAW_COLUMNS, IssueRecord, MalformedRecord, normalise
 
@@ -142,6 +146,11 @@ def _key(row: dict) -> tuple[str, str, str]:
     return tuple(str(row[k]) for k in KEY)  # type: ignore[return-value]
 
 
+def _keyless(row: dict) -> bool:
+    number = row["number"]
+    return number is None or pd.isna(number) or str(number) == "" or pd.isna(row["updated_at"])
+
+
 def _payload_size(payload: Any) -> int:
     return len(payload) if isinstance(payload, (str, bytes)) else 0
 
@@ -193,6 +202,10 @@ def _process_chunk(chunk: Any, start: int, config: CleaningConfig) -> _ChunkResu
         try:
             rec = _parse(row, config)
         except _Rejected as rej:
+            if _keyless(row):
+                # No number or updated_at: no version to compare, so a key of its own. It is never
+                # `superseded` by (or collapsed with) another keyless row; it is quarantined for what it lacks.
+                out["key"] = (*out["key"][:2], f"{out['key'][2]}\x00row {out['i']}")
             out.update(
                 kind="quarantined",
                 quarantine={
@@ -296,35 +309,17 @@ def _check_columns(df: Any) -> None:
 
 
 def clean_issues(raw: pd.DataFrame, config: CleaningConfig = CleaningConfig(), workers: int = 1) -> CleanResult:
-    """Clean a raw issues frame (RAW_COLUMNS); see the module docstring for the steps."""
+    """Clean a raw issues frame (RAW_COLUMNS) in one call, for tests and small inputs: the one cleaning
+    path (`streaming.stream_clean`, which the clean asset runs) in a scratch folder, its cleaned rows
+    gathered into one frame sorted by issue_id."""
+    # Imported here: streaming builds on this module's steps, so it cannot be imported at its top.
+    from llama_platform.data.streaming import stream_clean
+
     _check_columns(raw)
-    return clean_chunks(_chunks(raw.reset_index(drop=True), 2_000), config, workers=workers)
-
-
-def clean_chunks(
-    chunks: Iterable[pd.DataFrame | pa.RecordBatch],
-    config: CleaningConfig = CleaningConfig(),
-    workers: int = 1,
-    progress: Callable[[int], None] | None = None,
-) -> CleanResult:
-    """Clean a stream of raw chunks (each a RAW_COLUMNS frame or Arrow batch) as if they were one frame.
-
-    Raw payloads are dropped as soon as their chunk is processed; what is kept until the end is the
-    cleaned text of the candidates, their MinHash signatures and a few facts per raw row. With
-    `workers` > 1 chunks are processed in a pool of that many processes. `progress(n_rows)` is
-    called after each chunk.
-    """
-    results: list[_ChunkResult] = []
-    index = MinHashIndex(threshold=config.dedup_threshold)
-
-    def collect(res: _ChunkResult) -> None:
-        results.append(res)
-        index.add(res.cand_rows, res.signatures, res.usable)  # the index grows chunk by chunk
-        if progress:
-            progress(len(res.outcomes))
-
-    run_chunks(chunks, config, workers, collect)
-    return _finish(results, index, config)
+    with tempfile.TemporaryDirectory(prefix="clean-issues-") as spill:
+        res = stream_clean(_chunks(raw.reset_index(drop=True), 2_000), Path(spill), config, workers=workers)
+        cleaned = res.cleaned_frame().drop(columns="split")
+    return CleanResult(CleanedIssuesSchema.validate(cleaned), res.quarantined, res.filtered, res.counts)
 
 
 def run_chunks(
@@ -410,81 +405,3 @@ def cleaned_rows_frame(rows: list[dict]) -> pd.DataFrame:
 def _load_models() -> None:
     detect_language("Ce texte charge les modèles de langue une fois pour toutes.")
     redact("and this one the redaction prefilter")
-
-
-def _finish(results: list[_ChunkResult], index: MinHashIndex, config: CleaningConfig) -> CleanResult:
-    outcomes = [o for res in results for o in res.outcomes]
-    n_raw = len(outcomes)
-    quarantined: list[dict] = []
-    filtered: list[dict] = []
-
-    def filter_out(o: dict, reason: str) -> None:
-        filtered.append({"issue_id": o["issue_id"], **dict(zip(KEY, o["key"])), "reason": reason})
-
-    # 1. Latest version wins; equal timestamps prefer the bigger payload (more comments), then the hash.
-    versions = pd.DataFrame(
-        {
-            "key": [o["key"] for o in outcomes],
-            "updated_at": pd.to_datetime(pd.Series([o["updated_at"] for o in outcomes], dtype=object), utc=True),
-            "size": [o["size"] for o in outcomes],
-            "sha": [o["sha"] for o in outcomes],
-        }
-    )
-    order = versions.sort_values(["updated_at", "size", "sha"], na_position="first", kind="stable")
-    losers = set(order.index[order.duplicated(subset="key", keep="last")])
-
-    candidates: dict[int, dict] = {}
-    logins: set[str] = set()
-    comment_counts: Counter = Counter()
-    redaction_counts: Counter = Counter()
-    for o in outcomes:
-        if o["i"] in losers:
-            filter_out(o, "superseded")
-            continue
-        logins.update(o["logins"])
-        if o["kind"] == "quarantined":
-            quarantined.append(o["quarantine"])
-        elif o["kind"] == "filtered":
-            filter_out(o, o["reason"])
-        else:
-            candidates[o["i"]] = o
-            comment_counts.update(o["cand"]["comment_counts"])
-            redaction_counts.update(o["cand"]["redaction_counts"])
-
-    # 5. Near-duplicates among the latest versions: the earliest report survives.
-    cand_ids = {i: o["cand"]["issue_id"] for i, o in candidates.items()}
-    clusters = index.clusters(list(cand_ids.values()), id_of=cand_ids)
-    ids = list(cand_ids.values())
-    keep = survivors(ids, [candidates[i]["cand"]["created_at"] for i in cand_ids], clusters)
-    replace_mentions = mention_replacer(logins, config.salt)
-
-    cleaned_rows = []
-    for i, o in candidates.items():
-        cand = o.pop("cand")  # its texts are freed as soon as the cleaned row holds their final form
-        if cand["issue_id"] not in keep:
-            filter_out(o, "near_duplicate")
-            continue
-        redactions = sum(cand["redaction_counts"].values())
-        cleaned_rows.append(final_row(cand, clusters[cand["issue_id"]], redactions, replace_mentions, config))
-
-    cleaned = cleaned_rows_frame(cleaned_rows)
-    del cleaned_rows, candidates
-    cleaned = cleaned.sort_values("issue_id", kind="stable").reset_index(drop=True)
-    result = CleanResult(
-        cleaned=CleanedIssuesSchema.validate(cleaned),
-        quarantined=QuarantinedIssuesSchema.validate(_frame(quarantined, QUARANTINED_COLUMNS)),
-        filtered=FilteredIssuesSchema.validate(_frame(filtered, FILTERED_COLUMNS)),
-    )
-    result.counts = {
-        "raw": n_raw,
-        "cleaned": len(result.cleaned),
-        "quarantined": dict(Counter(result.quarantined["reason"])),
-        "filtered": dict(Counter(result.filtered["reason"])),
-        "comments": dict(comment_counts),
-        "redactions": dict(redaction_counts),
-        "languages": dict(Counter(result.cleaned["lang"])),
-    }
-    n_out = len(result.cleaned) + len(result.quarantined) + len(result.filtered)
-    if n_out != n_raw:  # a bug here would silently lose or invent rows: fail loudly instead
-        raise AssertionError(f"reconciliation failed: {n_raw} raw rows, {n_out} accounted for")
-    return result

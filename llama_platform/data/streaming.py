@@ -1,9 +1,9 @@
-"""A memory-bounded variant of `clean_chunks`: candidate rows are spilled to Parquet as chunks finish.
+"""The cleaning path (the one the clean asset runs): candidate rows are spilled to Parquet as chunks finish.
 
-`clean_chunks` keeps the cleaned text of every candidate in memory until the end, because which
-version of an issue is the latest, who is a known user (for @mention pseudonymisation) and which
-issues are near-duplicates can only be decided once every row has been seen. That is ~13 MiB per
-1,000 issues. `stream_clean` makes the same decisions from the same per-row facts, but keeps only
+Which version of an issue is the latest, who is a known user (for @mention pseudonymisation) and
+which issues are near-duplicates can only be decided once every row has been seen; holding every
+candidate's cleaned text until then would cost ~13 MiB per 1,000 issues. `stream_clean` makes those
+decisions from small per-row facts (the per-chunk steps are `cleaning`'s) and keeps only
 the facts in memory (keys, timestamps, sizes, hashes and logins as compact Arrow columns, plus the
 MinHash signatures in the shared `MinHashIndex`); each chunk's candidate rows go to a Parquet file
 in `spill_dir` as soon as the chunk is processed. A second pass reads the spill back, applies the
@@ -11,9 +11,9 @@ decisions (superseded, near_duplicate, mentions, truncation) and writes the fina
 Parquet parts (`CLEANED_ARROW_SCHEMA`) that `StreamResult.iter_cleaned()` streams with their split,
 e.g. into `snapshot.write_snapshot_streaming`.
 
-The outputs equal `clean_issues` on the same raw rows (same steps, same tie-breaks; see the tests):
-cleaned rows (in raw order here, not sorted by issue_id), quarantined and filtered rows with their
-reasons, and the same counts; reconciliation is checked the same way.
+The tests compare it with an independent in-memory oracle (llama_platform_tests/data/oracle.py):
+same cleaned rows (in raw order here, not sorted by issue_id), quarantined and filtered rows with
+their reasons, and the same counts; reconciliation is checked on every run.
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class StreamResult:
             yield with_splits(cleaned_frame(pq.read_table(path)))
 
     def cleaned_frame(self) -> pd.DataFrame:
-        """All cleaned rows in one frame, sorted by issue_id like `clean_issues` (small inputs only)."""
+        """All cleaned rows in one frame, sorted by issue_id (small inputs only)."""
         parts = list(self.iter_cleaned())
         if not parts:
             return pd.DataFrame(columns=CLEANED_COLUMNS + ["split"])
@@ -146,7 +146,7 @@ def _facts(res: _ChunkResult) -> pa.Table:
         cols["kind"].append(o["kind"])
         cols["reason"].append(o.get("reason"))
         cols["created_at"].append(o["cand"]["created_at"] if o["kind"] == "candidate" else None)
-    # As clean_issues does it: whatever the raw column held, parsed as UTC (NaT for nulls).
+    # Whatever the raw column held, parsed as UTC (NaT for nulls).
     updated = pd.to_datetime(pd.Series(cols["updated_at"], dtype=object), utc=True).astype("datetime64[ns, UTC]")
     cols["updated_at"] = pa.array(updated, type=_FACTS_SCHEMA.field("updated_at").type)
     cols["sha"] = [None if s is None or (isinstance(s, float) and np.isnan(s)) else str(s) for s in cols["sha"]]
@@ -178,7 +178,7 @@ def stream_clean(
     progress: Callable[[int], None] | None = None,
     part_rows: int = 5_000,
 ) -> StreamResult:
-    """Clean a stream of raw chunks like `clean_chunks`, holding only per-row facts in memory.
+    """Clean a stream of raw chunks (RAW_COLUMNS frames or Arrow batches), holding only per-row facts in memory.
 
     `spill_dir` (created if missing) receives the spilled candidates and the cleaned parts; it must
     outlive the result, whose `iter_cleaned()` reads the parts. `part_rows` bounds a cleaned part.
@@ -279,7 +279,7 @@ def _finish(
     facts = pa.concat_tables(facts_parts) if facts_parts else _FACTS_SCHEMA.empty_table()
     del facts_parts
     n_raw = facts.num_rows
-    # 1. Latest version wins: the same ordering as clean_issues (row i is at position i), sorted in
+    # 1. Latest version wins: updated_at, then payload size, then hash (row i is at position i), sorted in
     # Arrow with keys as integer codes: no Python object per row.
     sort_keys = [(c, "ascending", "at_start") for c in ("updated_at", "size", "sha")]  # nulls first
     order = pc.sort_indices(facts, sort_keys=sort_keys).to_numpy()

@@ -36,6 +36,15 @@ class RepoNotFound(ForgeError):
     """The forge has no such repository (404)."""
 
 
+class PageNotFound(ForgeError):
+    """A 404 on a later page of a list the forge already answered (not a missing repo): the page a
+    `Link` pointed at is gone, or a proxy lost it."""
+
+
+class BadPayload(ForgeError):
+    """A 200 answer whose body is not what the API promises (empty, not JSON, null items), after retries."""
+
+
 class RateLimitExhausted(ForgeError):
     """The forge's rate limit needs a longer wait than the connector's `max_wait`.
 

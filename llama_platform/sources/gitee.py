@@ -23,8 +23,18 @@ from typing import Any, Iterator
 
 import httpx
 
-from llama_platform.sources.forge import ForgeAuthError, ForgeError, OnWait, PollResult, RepoNotFound, check_repo, redact
-from llama_platform.sources.paging import Page, PagedForge, parse_updated
+from llama_platform.sources.forge import (
+    BadPayload,
+    ForgeAuthError,
+    ForgeError,
+    OnWait,
+    PageNotFound,
+    PollResult,
+    RepoNotFound,
+    check_repo,
+    redact,
+)
+from llama_platform.sources.paging import Page, PagedForge, null_items, parse_updated
 from llama_platform.sources.resilience import RequestPolicy, Retry
 
 log = logging.getLogger(__name__)
@@ -53,10 +63,13 @@ class _AccessTokenTransport(httpx.BaseTransport):
 
 
 def _issue_number(comment: dict) -> str | None:
+    """The comment's `target.issue` number, or (when an older answer lacks it) the issue's id."""
     target = comment.get("target")
     issue = target.get("issue") if isinstance(target, dict) else None
-    number = issue.get("number") if isinstance(issue, dict) else None
-    return None if number is None else str(number)
+    if not isinstance(issue, dict):
+        return None
+    ref = issue.get("number") if issue.get("number") not in (None, "") else issue.get("id")
+    return None if ref is None else str(ref)
 
 
 class GiteeForge(PagedForge):
@@ -87,8 +100,14 @@ class GiteeForge(PagedForge):
         self.close()
 
     # -- one request --
-    def _get(self, path: str, params: dict[str, Any]) -> tuple[httpx.Response, Any]:
-        """GET with retries; returns the response and its JSON."""
+    def _get(self, path: str, params: dict[str, Any], *, expect_list: bool = False,
+             later_page: bool = False) -> tuple[httpx.Response, Any]:
+        """GET with retries; returns the response and its JSON. `expect_list`: the answer must be a list
+        of objects; `later_page`: a 404 means the page, not the repo, is missing."""
+
+        def bad(what: str) -> Retry:
+            where = f"{path} page {params['page']}" if "page" in params else path
+            return Retry(what, BadPayload(redact(f"Gitee {where} answered 200 with {what}", self._token), 200))
 
         def attempt() -> tuple[httpx.Response, Any]:
             try:
@@ -97,18 +116,27 @@ class GiteeForge(PagedForge):
                 name = type(exc).__name__
                 raise Retry(name, ForgeError(redact(f"Gitee request {path} failed: {name}: {exc}", self._token))) from None
             if response.status_code >= 400:
-                raise self._classify(path, response)
+                raise self._classify(path, response, later_page)
+            if not response.content.strip():
+                raise bad("an empty body")
             try:
                 data = response.json()
-            except ValueError as exc:  # a truncated or garbled body
+            except ValueError as exc:  # a truncated or garbled body, or not JSON at all (a proxy's HTML page)
+                if response.content.lstrip()[:1] not in (b"{", b"["):
+                    kind = response.headers.get("content-type", "unknown content type")
+                    raise bad(f"a body that is not JSON ({kind})") from None
                 raise Retry(f"invalid JSON body ({type(exc).__name__})",
                             ForgeError(redact(f"Gitee {path}: invalid JSON body: {exc}", self._token))) from None
+            if expect_list and not isinstance(data, list):
+                raise bad(f"a JSON {type(data).__name__} where a list belongs")
+            if expect_list and (n := null_items(data)):
+                raise bad(f"{n} null item(s) in a list of {len(data)}")
             self.policy.observe(response.headers)
             return response, data
 
         return self.policy.call(attempt)
 
-    def _classify(self, path: str, response: httpx.Response) -> Exception:
+    def _classify(self, path: str, response: httpx.Response, later_page: bool = False) -> Exception:
         try:
             message = response.json().get("message")
         except (ValueError, AttributeError):
@@ -122,6 +150,12 @@ class GiteeForge(PagedForge):
             return Retry(f"HTTP {status}", ForgeError(text, status))
         if status in (401, 403):
             return ForgeAuthError(text, status)
+        if status == 404 and later_page:
+            # The repo answered the first page: this page is gone. Retried (a replica may lag), then named.
+            page = response.request.url.params.get("page")
+            text = redact(f"Gitee 404 for {path} page {page} (a later page of a list whose first page was served): "
+                          f"{message or response.reason_phrase}", self._token)
+            return Retry("HTTP 404 on a later page", PageNotFound(text, status))
         if status == 404:
             return RepoNotFound(text, status)
         return ForgeError(text, status)
@@ -142,16 +176,15 @@ class GiteeForge(PagedForge):
         return n >= self.per_page  # no header: a short page is the last one
 
     # -- PagedForge hooks --
-    def _list_page(self, repo: str, kind: str, since: datetime | None, page: int) -> Page:
+    def _list_page(self, repo: str, kind: str, since: datetime | None, page: int, url: str | None = None) -> Page:
+        # Gitee sends no `Link`: pages are numbered, and `total_page` says where they end.
         path = f"/repos/{repo}/issues" if kind == "issues" else f"/repos/{repo}/issues/comments"
         # Gitee calls the comments' direction "order".
         params: dict[str, Any] = {"sort": "updated", "page": page, "per_page": self.per_page}
         params.update({"state": "all", "direction": "asc"} if kind == "issues" else {"order": "asc"})
         if since is not None:
             params["since"] = since.isoformat()
-        response, data = self._get(path, params)
-        if not isinstance(data, list):
-            raise ForgeError(f"Gitee {path} page {page}: expected a JSON list, got {type(data).__name__}")
+        response, data = self._get(path, params, expect_list=True, later_page=page > 1)
         return Page(data, self._has_next(response, page, len(data)))
 
     def _issue_comments(self, repo: str, number: str) -> list[dict]:
@@ -159,11 +192,21 @@ class GiteeForge(PagedForge):
         page = 1
         while True:
             response, data = self._get(f"/repos/{repo}/issues/{number}/comments",
-                                       {"order": "asc", "page": page, "per_page": self.per_page})
-            out += data if isinstance(data, list) else []
-            if not self._has_next(response, page, len(data or [])):
+                                       {"order": "asc", "page": page, "per_page": self.per_page},
+                                       expect_list=True, later_page=page > 1)
+            out += data
+            if not self._has_next(response, page, len(data)):
                 return out
             page += 1
+
+    def _issue(self, repo: str, number: str) -> dict | None:
+        try:
+            _, data = self._get(f"/repos/{repo}/issues/{number}", {})
+        except RepoNotFound:
+            return None
+        if not isinstance(data, dict):
+            raise BadPayload(f"Gitee /repos/{repo}/issues/{number} answered 200 with a JSON {type(data).__name__}", 200)
+        return data
 
     def _comment_issue_number(self, comment: dict) -> str | None:
         return _issue_number(comment)

@@ -12,46 +12,67 @@ limits wait what the forge asks (`retry-after`, `x-ratelimit-reset`) up to `max_
 The JSON is kept lossless: list pages are read as plain dicts, never as `Issue` objects (whose
 `raw_data` would cost one extra "complete the object" GET per issue).
 
+Where PyGithub's requester is not enough, this layer does the work (on `Requester.requestJson`, which
+keeps PyGithub's auth, throttle, base URL and connection handling but returns the raw status and body):
+  * `requestJsonAndCheck` turns an empty 200 body into `None` and a non-JSON one into
+    `{"data": "<html>..."}` (and adds a `url` key to single objects): we parse the body ourselves, so
+    an empty or non-JSON 200 is retried and then reported as what it is (`BadPayload`), as are
+    `null` items in a list page;
+  * pages are followed by the `Link` header's `rel="next"` URL as given (parsed with requests'
+    `parse_header_links`; PyGithub lower-cases header names), not by computing `page=N+1`: GitHub's
+    links may be cursors (`after=`) or `/repositories/{id}/...` paths;
+  * a 404 on a later page is `PageNotFound`, not `RepoNotFound` (the repo answered page 1).
+
 `poll(repo, etag)` asks for the most recently updated issue with `If-None-Match`: a 304 answer
 means nothing changed and costs no rate limit.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import re
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any, Iterator
-from urllib.parse import urlparse
+from urllib.parse import parse_qs, urlparse
 
 import github
 import requests
 from github import Auth, Github, GithubException
 
 from llama_platform.sources.forge import (
+    BadPayload,
     ForgeAuthError,
     ForgeError,
     OnWait,
+    PageNotFound,
     PollResult,
     RepoNotFound,
     check_repo,
     redact,
 )
-from llama_platform.sources.paging import Page, PagedForge
+from llama_platform.sources.paging import Page, PagedForge, null_items
 from llama_platform.sources.resilience import RequestPolicy, Retry
 
 log = logging.getLogger(__name__)
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-_NEXT_LINK = re.compile(r'<[^>]+>;\s*rel="next"')
 
 
 def _issue_number(comment: dict) -> str | None:
+    """The tail of the comment's `issue_url`: the issue's number (or, in older data, its id)."""
     url = comment.get("issue_url")
     if not isinstance(url, str) or "/issues/" not in url:
         return None
     return url.rsplit("/", 1)[-1]
+
+
+def next_link(headers: dict) -> str | None:
+    """The `rel="next"` URL of a `Link` header, as given (any header-name case)."""
+    value = next((v for k, v in headers.items() if k.lower() == "link"), None)
+    if not value:
+        return None
+    return next((link["url"] for link in requests.utils.parse_header_links(value) if link.get("rel") == "next"), None)
 
 
 class GitHubForge(PagedForge):
@@ -115,30 +136,65 @@ class GitHubForge(PagedForge):
         return redact(text, self._token, self._private_key)
 
     # -- one request --
-    def _get(self, path: str, params: dict[str, Any], headers: dict[str, str] | None = None) -> tuple[dict, Any]:
-        """GET with retries; returns (response headers, JSON); JSON is None for a 304."""
+    def _get(self, path: str, params: dict[str, Any], headers: dict[str, str] | None = None, *,
+             expect_list: bool = False, later_page: bool = False) -> tuple[dict, Any]:
+        """GET with retries; returns (response headers, JSON); JSON is None for a 304.
+
+        `path` may be a URL the forge gave (a `Link`); `expect_list`: the answer must be a list of
+        objects; `later_page`: a 404 means the page, not the repo, is missing."""
+        requester = self._gh.requester
+        url = urlparse(path)
+        page = params.get("page") or parse_qs(url.query).get("page", [None])[0]
+        where = url.path + (f" page {page}" if page else "")  # never the query: it may hold a cursor
+
+        def bad(what: str) -> Retry:
+            return Retry(what, BadPayload(self._redact(f"GitHub {where} answered 200 with {what}"), 200))
 
         def attempt() -> tuple[dict, Any]:
             try:
-                resp_headers, data = self._gh.requester.requestJsonAndCheck("GET", path, parameters=params,
-                                                                           headers=dict(headers or {}))
-            except GithubException as exc:
-                raise self._classify(path, exc) from None
-            except ValueError as exc:  # json.JSONDecodeError: a truncated or garbled body
-                raise Retry(f"invalid JSON body ({type(exc).__name__})",
-                            ForgeError(self._redact(f"GitHub {path}: invalid JSON body: {exc}"))) from None
+                status, resp_headers, body = requester.requestJson("GET", path, parameters=params,
+                                                                   headers=dict(headers or {}))
+            except GithubException as exc:  # from PyGithub itself, e.g. a refused GitHub App token exchange
+                raise self._classify(where, exc, later_page) from None
             except requests.exceptions.RequestException as exc:  # reset, timeout, refused, truncated stream
                 name = type(exc).__name__
-                raise Retry(name, ForgeError(self._redact(f"GitHub request {path} failed: {name}: {exc}"))) from None
+                raise Retry(name, ForgeError(self._redact(f"GitHub request {where} failed: {name}: {exc}"))) from None
+            if status >= 400:
+                try:
+                    data = json.loads(body) if body else None
+                except ValueError:
+                    data = {"message": body[:200]}
+                raise self._classify(where, requester.createException(status, resp_headers, data), later_page) from None
+            if status == 304:
+                return resp_headers, None
+            if not body.strip():
+                raise bad("an empty body")
+            try:
+                data = json.loads(body)
+            except ValueError as exc:  # a truncated or garbled body, or not JSON at all (a proxy's HTML page)
+                if body.lstrip()[:1] in ("{", "["):
+                    raise Retry(f"invalid JSON body ({type(exc).__name__})",
+                                ForgeError(self._redact(f"GitHub {where}: invalid JSON body: {exc}"))) from None
+                kind = resp_headers.get("content-type", "unknown content type")
+                raise bad(f"a body that is not JSON ({kind})") from None
+            if expect_list and not isinstance(data, list):
+                raise bad(f"a JSON {type(data).__name__} where a list belongs")
+            if expect_list and (n := null_items(data)):
+                raise bad(f"{n} null item(s) in a list of {len(data)}")
             self.policy.observe(resp_headers)
             return resp_headers, data
 
         return self.policy.call(attempt)
 
-    def _classify(self, path: str, exc: GithubException) -> Exception:
+    def _classify(self, path: str, exc: GithubException, later_page: bool = False) -> Exception:
         message = exc.data.get("message") if isinstance(exc.data, dict) else None
         text = self._redact(f"GitHub {exc.status} for {path}: {message or exc.message or 'request failed'}")
         error: ForgeError
+        if exc.status == 404 and later_page:
+            # The repo answered the first page: this page is gone (or a proxy lost it). Retried, as a
+            # replica may lag; then named for what it is.
+            return Retry("HTTP 404 on a later page", PageNotFound(f"{text} (a later page of a list whose first page "
+                                                                  "was served)", exc.status))
         if exc.status == 404:
             return RepoNotFound(text, exc.status)
         if exc.status in (401, 403):
@@ -162,27 +218,41 @@ class GitHubForge(PagedForge):
             raise ForgeError(self._redact(f"GitHub request for {repo} failed: {type(exc).__name__}: {exc}")) from None
 
     # -- PagedForge hooks --
-    def _list_page(self, repo: str, kind: str, since: datetime | None, page: int) -> Page:
-        path = f"/repos/{repo}/issues" if kind == "issues" else f"/repos/{repo}/issues/comments"
-        params: dict[str, Any] = {"sort": "updated", "direction": "asc", "per_page": self.per_page, "page": page}
-        if kind == "issues":
-            params["state"] = "all"
-        if since is not None:
-            params["since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
-        headers, data = self._get(path, params)
-        if not isinstance(data, list):
-            raise ForgeError(f"GitHub {path} page {page}: expected a JSON list, got {type(data).__name__}")
-        return Page(data, bool(_NEXT_LINK.search(headers.get("link", ""))))
+    def _list_page(self, repo: str, kind: str, since: datetime | None, page: int, url: str | None = None) -> Page:
+        if url is not None:  # the forge's own link to this page, as given
+            headers, data = self._get(url, {}, expect_list=True, later_page=True)
+        else:
+            path = f"/repos/{repo}/issues" if kind == "issues" else f"/repos/{repo}/issues/comments"
+            # No `page` parameter on the first page: cursor-paged endpoints refuse it.
+            params: dict[str, Any] = {"sort": "updated", "direction": "asc", "per_page": self.per_page}
+            if page > 1:  # defensive: the walk follows links, so only a forge without `Link` headers gets here
+                params["page"] = page
+            if kind == "issues":
+                params["state"] = "all"
+            if since is not None:
+                params["since"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
+            headers, data = self._get(path, params, expect_list=True, later_page=page > 1)
+        link = next_link(headers)
+        return Page(data, link is not None, link)
 
     def _issue_comments(self, repo: str, number: str) -> list[dict]:
         out: list[dict] = []
-        page = 1
+        headers, data = self._get(f"/repos/{repo}/issues/{number}/comments", {"per_page": self.per_page}, expect_list=True)
         while True:
-            headers, data = self._get(f"/repos/{repo}/issues/{number}/comments", {"per_page": self.per_page, "page": page})
-            out += data or []
-            if not _NEXT_LINK.search(headers.get("link", "")):
+            out += data
+            link = next_link(headers)
+            if link is None:
                 return out
-            page += 1
+            headers, data = self._get(link, {}, expect_list=True, later_page=True)
+
+    def _issue(self, repo: str, number: str) -> dict | None:
+        try:
+            _, data = self._get(f"/repos/{repo}/issues/{number}", {})
+        except RepoNotFound:
+            return None
+        if not isinstance(data, dict):
+            raise BadPayload(f"GitHub /repos/{repo}/issues/{number} answered 200 with a JSON {type(data).__name__}", 200)
+        return data
 
     def _comment_issue_number(self, comment: dict) -> str | None:
         return _issue_number(comment)

@@ -82,13 +82,26 @@ def payload_hash(payload_json: str) -> str:
     return hashlib.sha256(payload_json.encode("utf-8")).hexdigest()
 
 
+PR_URL_KEYS = ("url", "html_url", "diff_url", "patch_url")
+
+
+def is_pull_request(issue: Mapping[str, Any]) -> bool:
+    """A GitHub issue object is a pull request when its `pull_request` object carries URLs. Older API
+    data and some GitHub Enterprise servers send `"pull_request": {"html_url": null, ...}` on plain
+    issues, so the key alone decides nothing."""
+    pr = issue.get("pull_request")
+    return isinstance(pr, Mapping) and any(isinstance(pr.get(k), str) and pr.get(k) for k in PR_URL_KEYS)
+
+
 def raw_row(source: str, repo: str, issue: Mapping[str, Any], comments: Iterable[Mapping[str, Any]]) -> dict:
-    """One lossless raw row: the issue JSON and its comments' JSON exactly as the forge sent them."""
+    """One lossless raw row: the issue JSON and its comments' JSON exactly as the forge sent them.
+    A missing or null number is "" (never "None"), so the cleaning sees it is missing."""
     payload = canonical_json({"issue": issue, "comments": list(comments)})
+    number = issue.get("number")
     return {
         "source": source,
         "repo": repo,
-        "number": str(issue.get("number", "")),
+        "number": "" if number is None else str(number),
         "updated_at": _parse_ts_lenient(issue.get("updated_at")),
         "payload": payload,
         "payload_sha256": payload_hash(payload),
@@ -203,7 +216,7 @@ def normalise(source: str, repo: str, payload: str | Mapping[str, Any], raw_hash
     author, author_type = _login(issue.get("user"))
     if source == "github":
         association = issue.get("author_association")
-        is_pr = "pull_request" in issue
+        is_pr = is_pull_request(issue)
         closed_raw = issue.get("closed_at")
     else:
         association = author_type

@@ -81,12 +81,32 @@ def advance_state(state: IngestState, plan: FetchPlan, fetch_started: datetime) 
 RAW_KEY = ["source", "repo", "number", "updated_at"]
 
 
+def keyless(df: pd.DataFrame) -> pd.Series:
+    """Rows the forge sent without a number or a usable updated_at: they have no version key."""
+    return df["number"].isna() | df["number"].astype(str).eq("") | df["updated_at"].isna()
+
+
 def merge_versions(existing: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
     """Union of stored and newly fetched rows, one row per (source, repo, number, updated_at):
-    re-running a partition is idempotent and an overlap between passes adds no duplicate."""
+    re-running a partition is idempotent and an overlap between passes adds no duplicate. Keyless
+    rows are told apart by their payload hash instead, so they never collapse onto one key (the
+    cleaning quarantines each with its reason)."""
     frames = [f for f in (existing, new) if f is not None and len(f)]
     if not frames:
         return new.iloc[0:0]
     merged = pd.concat(frames, ignore_index=True)
-    merged = merged.drop_duplicates(subset=RAW_KEY, keep="last")
-    return merged.sort_values(RAW_KEY, kind="stable").reset_index(drop=True)
+    content = merged["payload_sha256"] if "payload_sha256" in merged else merged["payload"]
+    merged["_identity"] = content.where(keyless(merged), "")
+    merged = merged.drop_duplicates(subset=RAW_KEY + ["_identity"], keep="last")
+    merged = merged.sort_values(RAW_KEY + ["_identity"], kind="stable").drop(columns="_identity")
+    return merged.reset_index(drop=True)
+
+
+def assign_windows(fetched: pd.DataFrame, windows: list[str]) -> pd.Series:
+    """Each fetched row's window: the month of its updated_at. A row without one (malformed) cannot
+    be placed by time; it goes to the newest window of the run, so it is stored and quarantined
+    downstream rather than lost."""
+    if not len(fetched):
+        return pd.Series(dtype=str)
+    placed = fetched["updated_at"].map(lambda ts: None if pd.isna(ts) else window_of(ts))
+    return placed.fillna(max(windows))

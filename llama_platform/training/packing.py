@@ -16,6 +16,14 @@ instead, and three things keep every issue independent of its row-mates:
 - the loss never crosses a boundary: labels are IGNORE_INDEX on prompt tokens and on each issue's
   first token (the one the previous issue's last token would otherwise be asked to predict).
 
+In a training loop (what benchmarks/train_throughput.py runs as "platform"):
+
+    use_routed_experts(model)                      # moe.py, before or after peft wraps the model
+    enable_document_masking(model)                 # after moving it to its device
+    rows = pack_examples(encoded, seq_len)         # once; shuffle the rows per epoch by seed
+    batch = collate_packed([[encoded[i] for i in rows[r]] for r in step_rows], pad_id, pad_to=seq_len)
+    loss, n_targets = response_loss(model, batch)  # loss.py; or model(**batch).loss
+
 One caveat of the model, not of packing: Llama 4's NoPE layers scale queries by a temperature
 computed from the *row* position (`attn_temperature_tuning`, floor_scale 8192). It is exactly 1
 below position floor_scale - 1, so rows of up to 8191 tokens are exact; a row of 8192 changes the

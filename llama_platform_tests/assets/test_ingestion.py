@@ -14,9 +14,9 @@ from dagster import MultiPartitionKey, build_sensor_context
 
 from llama_platform.definitions import build_definitions
 from llama_platform.settings import load_settings
-from llama_platform.sources.corpus import load_corpus
-from llama_platform.sources.corpus_generator import write_corpus
-from llama_platform.sources.replay_forge import ReplayForgeServer
+from llama_platform.replay.corpus import load_corpus
+from llama_platform.replay.generator import write_corpus
+from llama_platform.replay.forge import ReplayForgeServer
 from llama_platform.sources.windows import window_of
 
 REPO = "github:tensorflux/tensorflux"
@@ -147,3 +147,32 @@ def test_freshness_sensor_polls_cheaply_and_requests_only_changed_repos(platform
     assert [r.partition_key for r in changed.run_requests] == [str(MultiPartitionKey({"repo": REPO, "window": now_window}))]
     # The cursor survives restarts: it is plain JSON handed back by Dagster on the next tick.
     assert tick(changed.cursor).run_requests == []
+
+
+def test_wire_format_repo_stores_every_record_and_records_what_the_forge_lacked(tmp_path, instance):
+    """Older API shapes through raw_issues: numberless items are stored one each, the legacy null
+    `pull_request` is not counted as a PR, and a stale comment count is in the run's metadata."""
+    from llama_platform_tests.support import wire_fixtures as W
+
+    key = f"github:{W.REPO}"
+    with ReplayForgeServer(W.write_wire_corpus(tmp_path / "wire")) as server:
+        settings = load_settings({
+            "LLAMA_PLATFORM_HOME": str(tmp_path / "home"),
+            "LLAMA_PLATFORM_REPLAY_URL": server.url,
+            "LLAMA_PLATFORM_CORPUS_DIR": str(tmp_path / "wire"),
+            "LLAMA_PLATFORM_REPOS": key,
+            "LLAMA_PLATFORM_HISTORY_START": "2025-03-01",
+        })
+        defs = build_definitions(settings)
+        instance.add_dynamic_partitions("repos", [key])
+        result = defs.resolve_job_def("ingest_job").execute_in_process(
+            instance=instance, tags=_tags(key, "2025-03-01", "2025-03-01"))
+    assert result.success
+    stored = _stored_windows(settings, key)["2025-03-01"]
+    # every item the forge serves for a `since` query (the one with updated_at null matches no `since`)
+    assert len(stored) == 8 and (stored["number"] == "").sum() == 2
+    metadata = result.asset_materializations_for_node("raw_issues")[0].metadata
+    assert metadata["pull_requests"].value == 1
+    fetch = metadata["fetch"].data[key]
+    assert fetch["comment_shortfall"] == {str(W.SHORT_COUNT): {"expected": 3, "attached": 1}}
+    assert fetch["keyless_records"] == 2 and fetch["orphan_comments"] == 0

@@ -221,8 +221,9 @@ def test_language_column(result):
     assert result.counts["languages"] == dict(langs.value_counts())
 
 
-def test_chunked_and_parallel_cleaning_match_one_frame(mixed, result):
-    from llama_platform.data.cleaning import clean_chunks
+def test_chunked_and_parallel_oracle_matches_the_streaming_path(mixed, result):
+    """`result` is `clean_issues` (the streaming path); the in-memory oracle, chunked and in a pool, agrees."""
+    from llama_platform_tests.data.oracle import clean_chunks
 
     # Chunks of 3 split the two versions of #1 and the near-duplicate pair across chunks.
     shuffled = mixed.sample(frac=1.0, random_state=3).reset_index(drop=True)

@@ -1,4 +1,4 @@
-"""The streaming (spill-to-disk) cleaning path and streamed snapshots equal the in-memory ones."""
+"""The streaming (spill-to-disk) cleaning path equals the in-memory oracle, and streamed snapshots the in-memory ones."""
 
 from datetime import datetime, timezone
 
@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 from deltalake import DeltaTable, write_deltalake
 
-from llama_platform.data.cleaning import clean_issues
 from llama_platform.data.snapshot import (
     STREAMING_FORMAT_VERSION,
     SnapshotIntegrityError,
@@ -20,6 +19,7 @@ from llama_platform.data.store import open_store
 from llama_platform.data.cleaning import CLEANED_COLUMNS
 from llama_platform.data.streaming import stream_clean
 from llama_platform_tests.data.factories import frame, gh_comment, gh_row
+from llama_platform_tests.data.oracle import oracle_clean
 from llama_platform_tests.data.test_cleaning import mixed  # noqa: F401  (a fixture)
 
 T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
@@ -32,7 +32,7 @@ def _chunks(df: pd.DataFrame, size: int) -> list[pd.DataFrame]:
 
 
 def _expected(raw: pd.DataFrame):
-    res = clean_issues(raw)
+    res = oracle_clean(raw)
     return res, res.cleaned.assign(split=assign_splits(res.cleaned["dup_cluster"]))
 
 
@@ -50,7 +50,7 @@ def _bigger() -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("workers", [1, 2])
-def test_stream_clean_matches_clean_issues(mixed, tmp_path, workers):  # noqa: F811
+def test_stream_clean_matches_the_oracle(mixed, tmp_path, workers):  # noqa: F811
     expected, expected_snapshot = _expected(mixed)
     res = stream_clean(_chunks(mixed, 3), tmp_path / "spill", workers=workers, part_rows=2)
     pd.testing.assert_frame_equal(res.cleaned_frame(), expected_snapshot)
@@ -115,3 +115,21 @@ def test_streamed_snapshot_tampering_and_bad_batches(tmp_path):
     write_deltalake(info.uri, extra, mode="append")
     with pytest.raises(SnapshotIntegrityError, match="content hash"):
         read_snapshot(store, info.version)
+
+
+def test_keyless_rows_are_each_quarantined_in_both_paths(tmp_path):
+    """Rows without a number or updated_at (malformed forge items) do not collapse onto one version key:
+    each is quarantined with its reason, never `superseded`, and raw = cleaned + quarantined + filtered."""
+    nonumber = [gh_row(number=None, title=f"Numberless item {k}", body=f"Body {k}. " * 10) for k in range(3)]
+    noupdate = gh_row(number=5, updated=None)
+    good = [gh_row(number=5), gh_row(number=6, body="Another report about the cache directory. " * 3)]
+    raw = frame([*nonumber, noupdate, *good])
+    assert list(raw["number"][:3]) == ["", "", ""] and raw["updated_at"].isna().sum() == 1
+    expected = oracle_clean(raw)
+    res = stream_clean(_chunks(raw, 2), tmp_path / "spill")
+    for r in (expected, res):
+        assert sorted(r.quarantined["reason"]) == ["malformed:bad_timestamp"] + ["malformed:missing_field"] * 3
+        assert "superseded" not in set(r.filtered["reason"])
+        c = r.counts
+        assert c["raw"] == len(raw) == c["cleaned"] + sum(c["quarantined"].values()) + sum(c["filtered"].values())
+    assert res.counts == expected.counts

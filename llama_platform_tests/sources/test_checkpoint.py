@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 
 from llama_platform.sources.checkpoint import CheckpointMismatch, FetchCheckpoint
-from llama_platform.sources.corpus import load_corpus
+from llama_platform.replay.corpus import load_corpus
 from llama_platform.sources.forge import ForgeError
 from llama_platform.sources.gitee import GiteeForge
 from llama_platform.sources.github import GitHubForge
 
-from .conftest import assert_exact
+from llama_platform_tests.support.replay_fixtures import assert_exact
 
 REPOS = {"github": "tensorflux/tensorflux", "gitee": "lingyun-dev/lingyun"}
 PER_PAGE = 10

@@ -15,9 +15,9 @@ from llama_platform.sources.forge import ForgeAuthError, ForgeError, RepoNotFoun
 from llama_platform.sources.gitee import GiteeForge
 from llama_platform.sources.github import GitHubForge
 from llama_platform.sources.records import normalise, parse_ts
-from llama_platform.sources.replay_forge import ReplayForgeServer
+from llama_platform.replay.forge import ReplayForgeServer
 
-from .conftest import comments_by_issue
+from llama_platform_tests.support.replay_fixtures import comments_by_issue
 
 SINCE = datetime(2026, 6, 1, tzinfo=timezone.utc)
 

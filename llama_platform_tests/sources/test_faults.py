@@ -12,9 +12,9 @@ import pytest
 from llama_platform.sources.forge import ForgeError, RateLimitExhausted
 from llama_platform.sources.gitee import GiteeForge
 from llama_platform.sources.github import GitHubForge
-from llama_platform.sources.replay_forge import ReplayForgeServer
+from llama_platform.replay.forge import ReplayForgeServer
 
-from .conftest import assert_exact
+from llama_platform_tests.support.replay_fixtures import assert_exact
 
 REPOS = {"github": "weavekit/weave", "gitee": "lingyun-dev/lingyun"}
 TOKEN = "ghp_FaultTestToken0123456789abcdefghijklmn"
@@ -74,7 +74,7 @@ def test_persistent_fault_fails_clearly_and_in_bounded_time(replay, source):
 
 def test_primary_rate_limit_waits_for_a_near_reset(fresh_replay, small_corpus_dir):
     """Budget spent, reset in 2 s: the connector waits (reported), then completes exactly."""
-    from llama_platform.sources.corpus import load_corpus
+    from llama_platform.replay.corpus import load_corpus
 
     data = next(d for d in load_corpus(small_corpus_dir) if d["repo"] == "weavekit/weave")
     fresh_replay.set_rate_limit(remaining=3, reset_in=2)

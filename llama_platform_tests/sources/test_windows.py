@@ -3,6 +3,7 @@ from datetime import datetime, timezone
 import pandas as pd
 
 from llama_platform.sources.windows import (
+    assign_windows,
     IngestState,
     advance_state,
     merge_versions,
@@ -63,3 +64,19 @@ def test_merge_versions_is_idempotent_and_keeps_every_version():
     merged = merge_versions(a, b)
     assert merged["payload"].tolist() == ["v1", "v2"]
     assert merge_versions(merged, b).equals(merged)
+
+
+def test_keyless_rows_never_collapse_and_still_get_a_window():
+    """Rows without a number or updated_at (malformed forge items) keep one row each, and are stored
+    in the run's newest window instead of none."""
+    cols = ["source", "repo", "number", "updated_at", "payload", "payload_sha256"]
+    ts = pd.Timestamp("2025-03-07T12:00:00Z")
+    rows = pd.DataFrame([["github", "o/r", "", ts, '{"a"}', "sha-a"],
+                         ["github", "o/r", "", ts, '{"b"}', "sha-b"],
+                         ["github", "o/r", "9", pd.NaT, '{"c"}', "sha-c"],
+                         ["github", "o/r", "1", ts, '{"d"}', "sha-d"]], columns=cols)
+    merged = merge_versions(None, rows)
+    assert sorted(merged["payload_sha256"]) == ["sha-a", "sha-b", "sha-c", "sha-d"]
+    assert merge_versions(merged, rows).equals(merged)  # still idempotent
+    assert assign_windows(rows, ["2025-02-01", "2025-03-01"]).tolist() == ["2025-03-01"] * 4
+    assert assign_windows(rows, ["2025-03-01", "2025-04-01"]).tolist()[2] == "2025-04-01"
