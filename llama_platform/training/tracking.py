@@ -63,6 +63,9 @@ def set_up_mlflow(config) -> str:
     import mlflow
 
     mlflow.set_tracking_uri(config.mlflow_tracking_uri)
+    # The model registry is the tracking store's: without this a registry URI set earlier in the
+    # process (a previous run, a serving download) would receive the version.
+    mlflow.set_registry_uri(config.mlflow_tracking_uri)
     experiment = mlflow.get_experiment_by_name(config.mlflow_experiment)
     if experiment is not None:
         experiment_id = experiment.experiment_id
