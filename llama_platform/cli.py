@@ -271,6 +271,25 @@ def _snapshot_store():
                       secret_from_env(S3_SECRET_KEY_ENV), s.s3_region)
 
 
+def cmd_models_import(args: argparse.Namespace) -> int:
+    import json
+
+    from llama_platform.settings import S3_ACCESS_KEY_ENV, S3_SECRET_KEY_ENV, secret_from_env
+    from llama_platform.training.registry import import_model
+
+    s = load_settings()
+    store = args.store or s.store_url
+    client = None
+    if store.startswith("s3://"):
+        import boto3
+
+        client = boto3.client("s3", endpoint_url=s.s3_endpoint_url, region_name=s.s3_region,
+                              aws_access_key_id=secret_from_env(S3_ACCESS_KEY_ENV),
+                              aws_secret_access_key=secret_from_env(S3_SECRET_KEY_ENV))
+    print(json.dumps(import_model(args.path, store, name=args.name, client=client), indent=2))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="llama-platform", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -287,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--out", default="recorded_corpus")
     rec.set_defaults(func=cmd_record)
     add_snapshot_commands(sub, _snapshot_store)
+    models = sub.add_parser("models", help="base models in the object store").add_subparsers(dest="models", required=True)
+    imp = models.add_parser("import", help="upload a Hugging Face model folder under its content hash")
+    imp.add_argument("path", help="local folder: config.json, safetensors (+ index), tokenizer")
+    imp.add_argument("--name", default=None, help="model name (default: the folder name)")
+    imp.add_argument("--store", default=None, help="store URL (default: LLAMA_PLATFORM_STORE_URL)")
+    imp.set_defaults(func=cmd_models_import)
     forge = sub.add_parser("forge", help="serve the replay forge in the foreground")
     forge.add_argument("--corpus", default=None)
     forge.add_argument("--port", type=int, default=8765)

@@ -107,6 +107,9 @@ def build_resources(settings: Settings) -> dict:
             max_steps=settings.train_steps,
             batch_size=settings.train_batch_size,
             launcher="k8s" if settings.profile == "k8s" else "subprocess",
+            model_path=settings.train_model_path,
+            model_hash=settings.train_model_hash,
+            method=settings.train_method,
         ),
         # Used only when training.launcher is "k8s"; building it calls nothing.
         "kubernetes": KubernetesResource(

@@ -94,6 +94,11 @@ class Settings:
     train_gpu_product: str | None = None
     train_cpu: str = "8"
     train_memory: str = "64Gi"
+    # The base model (None: the tiny random-init one), its hash from `llama-platform models import`,
+    # and how it is fitted: lora | qlora | lora_zero3 (training/config.py).
+    train_model_path: str | None = None
+    train_model_hash: str | None = None
+    train_method: str = "lora"
     kubeconfig: str | None = None
 
     @property
@@ -209,8 +214,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         train_gpu_product=env.get("LLAMA_PLATFORM_TRAIN_GPU_PRODUCT") or None,
         train_cpu=env.get("LLAMA_PLATFORM_TRAIN_CPU") or "8",
         train_memory=env.get("LLAMA_PLATFORM_TRAIN_MEMORY") or "64Gi",
+        train_model_path=env.get("LLAMA_PLATFORM_TRAIN_MODEL_PATH") or None,
+        train_model_hash=env.get("LLAMA_PLATFORM_TRAIN_MODEL_HASH") or None,
+        train_method=_train_method(env),
         kubeconfig=env.get("LLAMA_PLATFORM_KUBECONFIG") or None,
     )
+
+
+def _train_method(env: Mapping[str, str]) -> str:
+    method = env.get("LLAMA_PLATFORM_TRAIN_METHOD") or "lora"
+    if method not in ("lora", "qlora", "lora_zero3"):
+        raise SettingsError(f"LLAMA_PLATFORM_TRAIN_METHOD must be lora, qlora or lora_zero3, got {method!r}")
+    return method
 
 
 def secret_from_env(name: str, env: Mapping[str, str] | None = None) -> str | None:

@@ -24,6 +24,7 @@ from dagster._core.pipes.client import PipesClientCompletedInvocation
 
 from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.common import png_markdown
+from llama_platform.assets.lineage import UpstreamNotMaterialised, upstream_metadata
 from llama_platform.k8s.training import HOME
 from llama_platform.resources.kubernetes import KubernetesResource
 from llama_platform.resources.mlflow import MLflowResource
@@ -88,6 +89,8 @@ def train_config(
         "registered_model_name": mlflow.registered_model_name,
         "run_name": f"dagster-{context.run_id[:8]}",
         "tags": {"dagster_run_id": context.run_id},
+        **training.recipe_fields(),
+        **_lineage(context),
     }
 
 
@@ -118,6 +121,8 @@ def run_on_kubernetes(
     data_uri = _k8s_uri(object_store, context.run_id, "training_set.parquet")
     # output_dir is pod scratch: the model and metrics go to MLflow, whose artifacts live on the object store.
     config = train_config(context, training, mlflow, data_uri, f"{HOME}/output")
+    # Checkpoints must outlive the pod: a restarted pod (same config) resumes from the store.
+    config["checkpoint_dir"] = _k8s_uri(object_store, context.run_id, "checkpoints")
     config_uri = stage_k8s_inputs(object_store, context.run_id, training_set, config)
     context.log.info(f"config at {config_uri}")
     if kubernetes.multi_node:
@@ -142,3 +147,11 @@ def stage_k8s_inputs(object_store: ObjectStoreResource, run_id: str, training_se
     store.write_bytes(f"{K8S_RUNS_PREFIX}/{run_id}/train_config.json", json.dumps(config, indent=2).encode())
     return store.uri(K8S_RUNS_PREFIX, run_id, "train_config.json")
 
+
+def _lineage(context: AssetExecutionContext) -> dict:
+    """The snapshot version and feature views the training set came from (logged as MLflow inputs)."""
+    try:
+        return {"snapshot_version": upstream_metadata(context, "training_set").get("snapshot_version"),
+                "feature_views": list(upstream_metadata(context, "issue_features").get("feature_views") or [])}
+    except UpstreamNotMaterialised:
+        return {}

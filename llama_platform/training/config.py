@@ -1,4 +1,8 @@
-"""The one config a training run reads (a JSON file: the container entrypoint's only input)."""
+"""The one config a training run reads (a JSON file, local or s3://: the container entrypoint's only input).
+
+Defaults train the local profile's tiny random-init model on CPU in about a minute; a real run
+sets `model_path` (a Hugging Face layout folder or s3:// prefix) and `method`.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+
+METHODS = ("lora", "qlora", "lora_zero3")
 
 
 @dataclass
@@ -44,6 +51,51 @@ class TrainConfig:
     cpu_threads: int | None = 1
     log_every: int = 10
 
+    # --- the base model -------------------------------------------------------------------
+    # None: the tiny random-init Llama 4 built from the fields above (labelled "tiny-random-init"
+    # in MLflow and triage.json). Else a folder or s3:// prefix in Hugging Face layout holding a
+    # Llama4ForCausalLM or Llama4ForConditionalGeneration checkpoint and its tokenizer.
+    model_path: str | None = None
+    # sha256 model hash from `llama-platform models import`; loading refuses other weights.
+    model_hash: str | None = None
+    # "lora": bf16 LoRA on one device (or DDP); "qlora": 4-bit nf4 base on one GPU (bitsandbytes);
+    # "lora_zero3": bf16 LoRA with the base sharded over all GPUs/nodes by DeepSpeed ZeRO-3.
+    method: str = "lora"
+    # LoRA targets (never all-linear: the MoE router returns a tuple). Attention q/k/v/o always.
+    lora_mlp: bool = True  # dense MLPs and each MoE layer's shared expert
+    lora_routed_experts: bool = False  # the fused routed experts, via peft target_parameters
+    # None: only for the tiny random-init model (its random head needs an update; a pretrained one does not)
+    lora_lm_head: bool | None = None
+    # "auto": bf16 on CUDA, fp32 on CPU.
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
+    # Pack several issues into one row of `pack_len` tokens, document-masked (packing.py), one
+    # row per step and device; False: dynamic padding, batch_size issues per step (for comparison).
+    packing: bool = True
+    pack_len: int | None = None  # None: batch_size x the mean issue length (about batch_size issues a row)
+    # "random": rows of randomly mixed issues (train.pack_in_random_order); "best_fit": fullest
+    # rows (packing.pack_examples), whose rows group issues of similar length.
+    pack_order: str = "random"
+    # Run only each token's routed expert(s) (moe.py; transformers' Llama 4 MoE runs all of them).
+    # Not available under QLoRA: bitsandbytes needs the experts as separate Linear layers.
+    routed_moe: bool = True
+    gradient_accumulation_steps: int = 1
+
+    # --- resumable and safe ---------------------------------------------------------------
+    # Where checkpoints go (folder or s3:// prefix). None: output_dir/checkpoints.
+    checkpoint_dir: str | None = None
+    save_every: int = 50
+    keep_checkpoints: int = 2
+    # Stop when the mean of the last 5 losses exceeds this times the first step's loss.
+    divergence_factor: float = 2.0
+
+    # --- lineage, logged to MLflow --------------------------------------------------------
+    snapshot_version: str | None = None
+    feature_views: list[str] = field(default_factory=list)
+    mlflow_system_metrics: bool = True
+    system_metrics_every_s: float = 10.0  # MLflow's CPU/GPU/memory sampling interval
+    registered_model_alias: str | None = "candidate"
+
     def __post_init__(self) -> None:
         problems = []
         if self.max_steps < 1:
@@ -56,6 +108,22 @@ class TrainConfig:
             problems.append("learning_rate must be > 0")
         if self.vocab_size < 300:
             problems.append("vocab_size must be >= 300 (256 bytes + special tokens + merges)")
+        if self.method not in METHODS:
+            problems.append(f"method must be one of {METHODS}")
+        if self.method == "qlora" and self.model_path is None:
+            problems.append("method 'qlora' needs a pretrained model_path (the tiny model is not quantized)")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            problems.append("precision must be auto, bf16 or fp32")
+        if self.save_every < 1:
+            problems.append("save_every must be >= 1")
+        if self.gradient_accumulation_steps < 1:
+            problems.append("gradient_accumulation_steps must be >= 1")
+        if self.pack_len is not None and self.pack_len < self.seq_len:
+            problems.append("pack_len must be >= seq_len (one issue must fit a packed row)")
+        if self.pack_order not in ("random", "best_fit"):
+            problems.append("pack_order must be random or best_fit")
+        if self.divergence_factor <= 1:
+            problems.append("divergence_factor must be > 1")
         if not self.mlflow_tracking_uri:
             problems.append("mlflow_tracking_uri is required (e.g. sqlite:///path/mlflow.db)")
         elif self.mlflow_tracking_uri.startswith("file:"):
@@ -92,7 +160,17 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> "TrainConfig":
-        return cls.from_json(Path(path).read_text())
+        """From a local file or an object-store URI (s3://bucket/key)."""
+        from llama_platform.training.storage import read_text
+
+        return cls.from_json(read_text(str(path)))
+
+    @property
+    def checkpoint_uri(self) -> str:
+        return self.checkpoint_dir or str(Path(self.output_dir) / "checkpoints")
+
+    def effective_pack_len(self, mean_example_tokens: float) -> int:
+        return self.pack_len or max(self.seq_len, round(self.batch_size * mean_example_tokens))
 
 
 def _without_credentials(uri: str) -> str:

@@ -50,7 +50,7 @@ class TriageModel:
                 f"this code formats version {PROMPT_FORMAT_VERSION!r}"
             )
         device = torch.device(device) if device else pick_device()
-        base = Llama4ForCausalLM.from_pretrained(model_dir / BASE_DIR)
+        base = cls._load_base(model_dir, meta)
         model = PeftModel.from_pretrained(base, model_dir / ADAPTER_DIR).merge_and_unload()
         model.to(device).eval()
         return cls(
@@ -60,6 +60,21 @@ class TriageModel:
             seq_len=int(meta["seq_len"]),
             threshold=float(meta.get("threshold", DEFAULT_THRESHOLD)),
         )
+
+    @staticmethod
+    def _load_base(model_dir: Path, meta: dict) -> torch.nn.Module:
+        """base/ holds the tiny random-init base; a pretrained base stays where it was imported
+        (a folder or s3:// prefix, named with its hash in triage.json) and is loaded from there."""
+        if (model_dir / BASE_DIR).is_dir():
+            return Llama4ForCausalLM.from_pretrained(model_dir / BASE_DIR)
+        source = meta.get("base_model") or {}
+        if not source.get("path"):
+            raise FileNotFoundError(f"{model_dir} has no {BASE_DIR}/ and triage.json names no base model path")
+        from llama_platform.training.model import load_pretrained
+
+        dtype = torch.bfloat16 if pick_device().type == "cuda" else torch.float32
+        return load_pretrained(source["path"], model_dir / ".base-cache", expected_hash=source.get("model_hash"),
+                               dtype=dtype).model
 
     @property
     def device(self) -> torch.device:

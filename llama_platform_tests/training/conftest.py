@@ -36,6 +36,7 @@ def short_config(workdir: Path, training_set_path: Path, **overrides) -> TrainCo
         batch_size=16,
         seq_len=160,
         log_every=10,
+        system_metrics_every_s=1.0,  # a short run still gets MLflow system metrics
     )
     values.update(overrides)
     return TrainConfig(**values)

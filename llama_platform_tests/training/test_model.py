@@ -76,3 +76,15 @@ def test_public_dict_drops_tracking_credentials():
     assert "s3cr3t" not in str(public)
     plain = TrainConfig(training_set_path="a", output_dir="o", mlflow_tracking_uri="sqlite:////tmp/m.db")
     assert plain.public_dict()["mlflow_tracking_uri"] == "sqlite:////tmp/m.db"
+
+
+def test_training_model_and_method_settings_reach_the_config():
+    from llama_platform.settings import SettingsError, load_settings
+
+    s = load_settings({"LLAMA_PLATFORM_HOME": "/tmp/unused-home", "LLAMA_PLATFORM_TRAIN_METHOD": "qlora",
+                       "LLAMA_PLATFORM_TRAIN_MODEL_PATH": "s3://models/scout/abc", "LLAMA_PLATFORM_TRAIN_MODEL_HASH": "abc"})
+    assert (s.train_method, s.train_model_path, s.train_model_hash) == ("qlora", "s3://models/scout/abc", "abc")
+    with pytest.raises(SettingsError, match="LLAMA_PLATFORM_TRAIN_METHOD"):
+        load_settings({"LLAMA_PLATFORM_HOME": "/tmp/unused-home", "LLAMA_PLATFORM_TRAIN_METHOD": "all-linear"})
+    with pytest.raises(ValueError, match="qlora' needs a pretrained model_path"):
+        TrainConfig(training_set_path="a", output_dir="o", mlflow_tracking_uri="sqlite:///x.db", method="qlora")

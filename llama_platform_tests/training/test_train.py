@@ -52,6 +52,31 @@ def test_mlflow_run_metrics_artifacts_and_registered_version(trained):
     version = client.get_model_version(config.registered_model_name, str(result["model_version"]))
     assert version.run_id == run.info.run_id
     assert result["model_uri"] == f"models:/{config.registered_model_name}/{result['model_version']}"
+    assert client.get_model_version_by_alias(config.registered_model_name, "candidate").version == version.version
+
+
+def test_mlflow_lineage_and_per_step_tracking(trained):
+    result, config = trained["result"], trained["config"]
+    client = MlflowClient(tracking_uri=config.mlflow_tracking_uri)
+    run = client.get_run(result["mlflow_run_id"])
+    params, tags = run.data.params, run.data.tags
+    # The local model is labelled as what it is; its hash and the code version are recorded.
+    assert params["base_model_kind"] == tags["base_model_kind"] == "tiny-random-init"
+    assert params["base_model_hash"] == result["base_model_hash"] and len(result["base_model_hash"]) == 64
+    assert params["code_version"] and params["code_version"] != "unknown"
+    assert tags["snapshot_version"] == "unversioned"
+    meta = json.loads((Path(config.output_dir) / "model/triage.json").read_text())
+    assert meta["base_model"]["kind"] == "tiny-random-init"
+    for name in ("learning_rate", "real_tokens_per_second"):
+        history = client.get_metric_history(run.info.run_id, name)
+        assert [m.step for m in history] == list(range(1, SHORT_RUN_STEPS + 1)), name
+    lrs = [m.value for m in client.get_metric_history(run.info.run_id, "learning_rate")]
+    assert max(lrs) == pytest.approx(config.learning_rate, rel=0.05) and lrs[-1] < lrs[config.warmup_steps]
+    assert all(m.value > 0 for m in client.get_metric_history(run.info.run_id, "real_tokens_per_second"))
+    assert "mfu" not in run.data.metrics  # CPU: no peak FLOP/s to divide by
+    assert any(k.startswith("system/") for k in run.data.metrics)  # MLflow system metrics
+    inputs = {d.dataset.name: d for d in run.inputs.dataset_inputs}
+    assert "training_set@unversioned" in inputs and "issue_snapshot@unversioned" in inputs
 
 
 def test_registered_model_loads_with_pyfunc_and_downloads_for_serving(trained, training_set, tmp_path):
