@@ -100,7 +100,10 @@ def test_whole_graph(tmp_path, monkeypatch, forge, small_corpus, s3_server, s3_b
             # training: loss clearly fell, the model is registered in MLflow
             ckpt = _meta(instance, "finetuned_checkpoint")
             assert ckpt["final_loss"] < 0.8 * ckpt["first_loss"], ckpt
-            client = mlflow.tracking.MlflowClient(tracking_uri=settings.mlflow_tracking_uri)
+            # The registry explicitly too: an in-process training run earlier in the session leaves
+            # MLflow's process-wide registry URI (and MLFLOW_REGISTRY_URI) pointing at its own store.
+            client = mlflow.tracking.MlflowClient(tracking_uri=settings.mlflow_tracking_uri,
+                                                  registry_uri=settings.mlflow_tracking_uri)
             versions = client.search_model_versions(f"name='{settings.registered_model_name}'")
             assert [str(v.version) for v in versions] == [str(ckpt["model_version"])]
             history = client.get_metric_history(ckpt["mlflow_run_id"], "train_loss")

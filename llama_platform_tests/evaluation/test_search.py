@@ -58,7 +58,8 @@ def test_two_trial_study_logs_child_runs_and_reports_the_best(tmp_path, monkeypa
     assert best["best_config"]["learning_rate"] == best["best_values"]["learning_rate"]
     assert best["best_config"]["training_set_path"] == str(data)
 
-    client = mlflow.tracking.MlflowClient(tracking_uri=tracking)
+    # The registry explicitly too: earlier in-process runs leave a process-wide registry URI behind.
+    client = mlflow.tracking.MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     parent = client.get_run(best["mlflow_parent_run_id"])
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["best_val_loss"] == pytest.approx(min(losses))
