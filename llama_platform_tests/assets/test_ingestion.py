@@ -97,6 +97,36 @@ def test_range_backfill_writes_exactly_the_windows_asked_for_in_one_pass(platfor
     assert forge.stats()["total"] <= floor + 1
 
 
+def test_each_partition_of_a_single_run_backfill_carries_its_own_counts_and_preview(platform, forge, corpus, instance):
+    settings, defs = platform
+    instance.add_dynamic_partitions("repos", [REPO])
+    ingest = defs.resolve_job_def("ingest_job")
+    windows = ingest.partitions_def.get_partitions_def_for_dimension("window").get_partition_keys()
+    result = ingest.execute_in_process(instance=instance, tags=_tags(REPO, windows[0], windows[-1]))
+    assert result.success
+    stored = _stored_windows(settings, REPO)
+    events = {str(m.partition): m.metadata for m in result.asset_materializations_for_node("raw_issues")}
+    assert len(events) == len(windows)
+    for window, df in stored.items():
+        meta = events[str(MultiPartitionKey({"repo": REPO, "window": window}))]
+        assert meta["row_count"].value == len(df)
+        n_pr = sum('"pull_request"' in str(p) and '"html_url": null' not in str(p) for p in df["payload"])
+        assert meta["pull_requests"].value + meta["issues"].value == len(df) and meta["pull_requests"].value <= n_pr
+        if len(df):  # the preview shows this window's own rows
+            assert str(df["number"].iloc[0]) in meta["preview"].value
+    # the UI's per-partition counts add up to what is stored, and to the forge's issue count
+    assert sum(m["row_count"].value for m in events.values()) == sum(len(df) for df in stored.values())
+    issues, _ = _corpus_items(corpus, REPO)
+    since = pd.Timestamp(windows[0], tz="UTC")
+    assert sum(m["row_count"].value for m in events.values()) == sum(_ts(i["updated_at"]) >= since for i in issues)
+    # an unchanged re-run rewrites the same content: same per-partition hashes and data version
+    again = ingest.execute_in_process(instance=instance, tags=_tags(REPO, windows[0], windows[-1]))
+    second = {str(m.partition): m.metadata for m in again.asset_materializations_for_node("raw_issues")}
+    assert {k: m["content_hash"].value for k, m in second.items()} == {k: m["content_hash"].value for k, m in events.items()}
+    versions = {m.tags["dagster/data_version"] for r in (result, again) for m in r.asset_materializations_for_node("raw_issues")}
+    assert len(versions) == 1
+
+
 def test_refresh_costs_what_changed_and_rerunning_is_idempotent(platform, forge, corpus, instance):
     settings, defs = platform
     instance.add_dynamic_partitions("repos", [REPO])
