@@ -16,6 +16,7 @@ from dagstermill import ConfigurableLocalOutputNotebookIOManager
 from llama_platform.assets.cleaning import clean, no_secret_survives
 from llama_platform.assets.evaluation import model_evaluation
 from llama_platform.assets.features import issue_features, training_set
+from llama_platform.assets.health import endpoint_answers, endpoint_health_job
 from llama_platform.assets.raw import (
     RAW_ASSET,
     build_raw_issues,
@@ -56,15 +57,40 @@ DOWNSTREAM_ASSETS = [
     model_evaluation,
     deployed_endpoint,
 ]
-ASSET_CHECKS = [no_secret_survives, snapshot_schema]
+ASSET_CHECKS = [no_secret_survives, snapshot_schema, endpoint_answers]
 
 train_and_deploy_job = define_asset_job(
     "train_and_deploy_job",
     selection=AssetSelection.all() - AssetSelection.assets(RAW_ASSET, "dataset_report"),
     description="Everything downstream of raw issues: clean, snapshot, features, train, evaluate, deploy.",
+    tags={"llama_platform/stage": "all"},
 )
 # dagstermill runs its notebook through a reconstructable job (see dataset_report_job_def).
-dataset_report_job = define_asset_job("dataset_report_job", selection=AssetSelection.assets("dataset_report"))
+dataset_report_job = define_asset_job(
+    "dataset_report_job",
+    selection=AssetSelection.assets("dataset_report"),
+    description="Run the data-quality notebook on the latest snapshot.",
+    tags={"llama_platform/stage": "report"},
+)
+
+# One named job per stage, in graph order: `llama-platform run` launches these, so every run in the
+# UI says what it did (not `__ephemeral_asset_job__`). (job name, asset keys, description)
+STAGE_JOBS = [
+    ("cleaning", ["cleaned_issues", "quarantined_issues"], "Raw -> cleaned + quarantined issues, with reconciliation."),
+    ("snapshot", ["issue_snapshot"], "Write the content-addressed dataset snapshot with its splits."),
+    ("report", ["dataset_report"], "Run the data-quality notebook on the latest snapshot."),
+    ("features", ["issue_features"], "Apply the Feast feature views and materialise the online store."),
+    ("training_examples", ["training_set"], "Point-in-time-correct, prompt-formatted training examples."),
+    ("train", ["finetuned_checkpoint"], "LoRA fine-tune, logged to MLflow and registered."),
+    ("evaluate", ["model_evaluation"], "Held-out evaluation and the promotion gate."),
+    ("deploy", ["deployed_endpoint"], "Serve the registered model and smoke-test it."),
+]
+stage_jobs = [
+    define_asset_job(name, selection=AssetSelection.assets(*keys), description=desc,
+                     tags={"llama_platform/stage": name})
+    for name, keys, desc in STAGE_JOBS
+    if name != "report"  # dataset_report_job, above
+]
 
 
 def _secret(name: str, settings: Settings):
@@ -140,11 +166,12 @@ def build_definitions(settings: Settings) -> Definitions:
         selection=AssetSelection.assets(raw_issues),
         partitions_def=raw_issues.partitions_def,
         description="Fetch raw issues for a set of repo x month partitions (one forge pass per repo).",
+        tags={"llama_platform/stage": "ingest"},
     )
     return Definitions(
         assets=[raw_issues, *DOWNSTREAM_ASSETS],
         asset_checks=ASSET_CHECKS,
-        jobs=[ingest_job, train_and_deploy_job, dataset_report_job],
+        jobs=[ingest_job, train_and_deploy_job, dataset_report_job, *stage_jobs, endpoint_health_job],
         sensors=[
             make_repo_registry_sensor(settings.repos_file, settings.repos_override, raw_issues),
             make_freshness_sensor(raw_issues),
@@ -153,7 +180,8 @@ def build_definitions(settings: Settings) -> Definitions:
                 target=AssetSelection.all(),
                 default_status=DefaultSensorStatus.RUNNING if settings.automation_on else DefaultSensorStatus.STOPPED,
                 minimum_interval_seconds=30,
-                description="Evaluates the assets' automation conditions (downstream follows upstream).",
+                description="Evaluates the assets' automation conditions: an asset is rebuilt when an upstream's "
+                "data version or its own code version changed, never just because an upstream was re-written.",
             ),
         ],
         resources=build_resources(settings),

@@ -38,7 +38,7 @@ def code_version_of(*paths: str) -> str:
         target = PACKAGE_ROOT / rel
         files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
         for f in files:
-            digest.update(str(f.relative_to(PACKAGE_ROOT)).encode())
+            digest.update(str(f.resolve().relative_to(PACKAGE_ROOT.parent)).encode())
             digest.update(f.read_bytes())
     return digest.hexdigest()[:12]
 

@@ -12,7 +12,7 @@ from dagster import (
 )
 
 from llama_platform.assets.automation import follow_upstream
-from llama_platform.assets.common import bar_plot, png_markdown
+from llama_platform.assets.common import bar_plot, code_version_of, png_markdown
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.training.evaluate import evaluate
 
@@ -23,6 +23,8 @@ from llama_platform.training.evaluate import evaluate
     deps=["finetuned_checkpoint"],
     description="Validation-split loss, perplexity and label accuracy, with a majority-class baseline.",
     kinds={"pytorch"},
+    code_version=code_version_of("assets/evaluation.py", "training/evaluate.py"),
+    tags={"stage": "evaluate"},
     check_specs=[
         AssetCheckSpec(
             "eval_sane",

@@ -16,6 +16,7 @@ import pandas as pd
 from dagster import AssetKey, DagsterInstance, EnvVar
 from dagstermill import define_dagstermill_asset
 
+from llama_platform.assets.common import code_version_of
 from llama_platform.data.snapshot import read_snapshot
 from llama_platform.data.store import StoreLocation
 from llama_platform.resources.object_store import ObjectStoreResource
@@ -94,4 +95,7 @@ dataset_report = define_dagstermill_asset(
     "distributions and filter counts (executed notebook linked in metadata).",
     io_manager_key="output_notebook_io_manager",
     save_notebook_on_failure=True,
+    asset_tags={"stage": "report"},
+).map_asset_specs(  # dagstermill's factory takes no code_version; the spec does
+    lambda spec: spec.replace_attributes(code_version=code_version_of("assets/report.py", "../notebooks/dataset_report.ipynb"))
 )

@@ -5,6 +5,7 @@ import json
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from llama_platform.assets.automation import follow_upstream
+from llama_platform.assets.common import code_version_of
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.resources.serving import LocalEndpointResource
 from llama_platform.serving.client import smoke_request
@@ -22,6 +23,8 @@ SMOKE_INSTANCE = {
     deps=["model_evaluation", "finetuned_checkpoint"],
     description="KServe predictor serving the registered model on 127.0.0.1 behind an API key, smoke-tested.",
     kinds={"kserve"},
+    code_version=code_version_of("assets/serving.py", "serving"),
+    tags={"stage": "deploy"},
 )
 def deployed_endpoint(context: AssetExecutionContext, endpoint: LocalEndpointResource) -> MaterializeResult:
     ckpt = upstream_metadata(context, "finetuned_checkpoint")

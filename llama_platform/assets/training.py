@@ -23,7 +23,7 @@ from dagster import (
 from dagster._core.pipes.client import PipesClientCompletedInvocation
 
 from llama_platform.assets.automation import follow_upstream
-from llama_platform.assets.common import png_markdown
+from llama_platform.assets.common import code_version_of, png_markdown
 from llama_platform.k8s.training import HOME
 from llama_platform.resources.kubernetes import KubernetesResource
 from llama_platform.resources.mlflow import MLflowResource
@@ -39,6 +39,8 @@ K8S_RUNS_PREFIX = "training/runs"
     automation_condition=follow_upstream,
     description="LoRA adapter on a tiny random-init Llama 4 (CPU locally), logged to MLflow and registered as a model version.",
     kinds={"pytorch", "mlflow"},
+    code_version=code_version_of("assets/training.py", "training", "k8s"),
+    tags={"stage": "train"},
     pool="training",  # one fine-tune at a time: it takes the CPUs (or the GPU)
 )
 def finetuned_checkpoint(
