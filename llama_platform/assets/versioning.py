@@ -14,7 +14,9 @@ from __future__ import annotations
 import hashlib
 
 from dagster import AssetKey, DagsterInstance
+from dagster._core.asset_graph_view.asset_graph_view import AssetGraphView, TemporalContext
 from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+from dagster._time import get_current_datetime
 
 DATA_VERSION_TAG = "dagster/data_version"
 CODE_VERSION_TAG = "dagster/code_version"
@@ -57,7 +59,12 @@ def clean_is_current(instance: DagsterInstance, expected_version: str) -> str | 
 def stale_reason(instance: DagsterInstance, asset_graph, keys: list[str]) -> str | None:
     """None when every key is fresh by Dagster's stale status (same code version, same upstream
     data versions as when it was built); otherwise the root causes in words."""
-    resolver = CachingStaleStatusResolver(instance, asset_graph)
+    # What the UI's "stale" badge uses (dagster's own test helper builds it the same way).
+    view = AssetGraphView(
+        temporal_context=TemporalContext(effective_dt=get_current_datetime(), last_event_id=None),
+        instance=instance, asset_graph=asset_graph,
+    )
+    resolver = CachingStaleStatusResolver(instance=instance, asset_graph=asset_graph, loading_context=view)
     reasons = []
     for name in keys:
         key = AssetKey(name)
