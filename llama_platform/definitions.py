@@ -11,7 +11,6 @@ from dagster import (
     PipesSubprocessClient,
     define_asset_job,
 )
-from dagstermill import ConfigurableLocalOutputNotebookIOManager
 
 from llama_platform.assets.cleaning import clean, no_secret_survives
 from llama_platform.assets.evaluation import model_evaluation
@@ -23,7 +22,7 @@ from llama_platform.assets.raw import (
     make_freshness_sensor,
     make_repo_registry_sensor,
 )
-from llama_platform.assets.report import dataset_report
+from llama_platform.assets.report import ReportNotebookIOManager, dataset_report
 from llama_platform.assets.serving import deployed_endpoint
 from llama_platform.assets.snapshot import issue_snapshot, snapshot_schema
 from llama_platform.assets.training import finetuned_checkpoint
@@ -147,7 +146,7 @@ def build_resources(settings: Settings) -> dict:
             artifact_location=settings.mlflow_artifact_location,
         ),
         "pipes_subprocess_client": PipesSubprocessClient(),
-        "output_notebook_io_manager": ConfigurableLocalOutputNotebookIOManager(base_dir=str(settings.home / "notebooks")),
+        "output_notebook_io_manager": ReportNotebookIOManager(base_dir=str(settings.home / "notebooks")),
         "endpoint": LocalEndpointResource(
             host=settings.serve_host,
             port=settings.serve_port,

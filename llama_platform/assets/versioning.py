@@ -26,7 +26,7 @@ def raw_fingerprint(io_manager, partition_keys) -> str:
     """Hash of every stored raw row's payload hash, over the given partitions in key order (only
     the payload_sha256 column is read)."""
     digest = hashlib.sha256()
-    keys = sorted(str(k) for k in partition_keys)
+    keys = sorted(partition_keys, key=lambda k: "" if k is None else str(k))  # None: unpartitioned
     for batch in io_manager.iter_batches(["raw_issues"], keys, batch_rows=50_000, columns=["payload_sha256"]):
         for value in batch.column(0).to_pylist():
             digest.update(str(value).encode())
