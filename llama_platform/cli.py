@@ -54,8 +54,12 @@ def start_local_services(settings: Settings, with_mlflow_ui: bool) -> list:
         forge.url = f"http://127.0.0.1:{port}"
         wait_http_ok(f"{forge.url}/_replay/stats", forge, timeout=60)
         os.environ["LLAMA_PLATFORM_REPLAY_URL"] = forge.url
-    if with_mlflow_ui and settings.mlflow_tracking_uri.startswith("sqlite:"):
+    if settings.mlflow_tracking_uri.startswith("sqlite:"):
         port = int(os.environ.get("LLAMA_PLATFORM_MLFLOW_UI_PORT", "5000"))
+        # Links in metadata are built from this URL even when the UI is not started now (`--once`):
+        # they open once `make ui` serves it.
+        os.environ.setdefault("LLAMA_PLATFORM_MLFLOW_UI_URL", f"http://127.0.0.1:{port}")
+    if with_mlflow_ui and settings.mlflow_tracking_uri.startswith("sqlite:"):
         ui = start_service(
             "mlflow-ui",
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", settings.mlflow_tracking_uri,

@@ -110,7 +110,8 @@ def issue_snapshot(
         metadata={
             "snapshot_version": info.version,
             "content_hash": info.content_hash,
-            "uri": MetadataValue.url(info.uri) if info.uri.startswith("s3://") else MetadataValue.path(info.uri),
+            # s3:// opens nothing in a browser: text (copyable), not a link.
+            "uri": MetadataValue.text(info.uri) if info.uri.startswith("s3://") else MetadataValue.path(info.uri),
             "row_count": MetadataValue.int(sum(split_counts.values())),
             "split_counts": MetadataValue.json(split_counts),
             "label_counts": MetadataValue.json(label_counts),

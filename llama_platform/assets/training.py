@@ -24,6 +24,7 @@ from dagster._core.pipes.client import PipesClientCompletedInvocation
 
 from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.common import code_version_of, png_markdown
+from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.k8s.training import HOME
 from llama_platform.resources.kubernetes import KubernetesResource
 from llama_platform.resources.mlflow import MLflowResource
@@ -65,11 +66,22 @@ def finetuned_checkpoint(
         link = mlflow.run_link(reported.get("mlflow_experiment_id"), reported["mlflow_run_id"])
         extra["mlflow_run"] = MetadataValue.url(link) if mlflow.ui_url else link
     if reported.get("model_version"):
-        extra["registered_model"] = mlflow.model_link(str(reported["model_version"]))
+        link = mlflow.model_link(str(reported["model_version"]))
+        extra["registered_model"] = MetadataValue.url(link) if mlflow.ui_url else link
+        describe_version(context, mlflow, str(reported["model_version"]), len(training_set))
     plot = reported.get("loss_curve_path")
     if plot and Path(plot).exists():
         extra["loss_curve"] = png_markdown(Path(plot).read_bytes(), "training loss")
     return MaterializeResult(metadata={**(result.metadata or {}), **extra})
+
+
+def describe_version(context: AssetExecutionContext, mlflow: MLflowResource, version: str, n_examples: int) -> None:
+    """Say on the registered model version where it came from (snapshot, examples, Dagster run)."""
+    snapshot = upstream_metadata(context, "training_set").get("snapshot_version", "?")
+    mlflow.describe_model_version(version, (
+        f"LoRA fine-tune of a Llama 4 text model for issue triage (labels), trained on {n_examples} examples "
+        f"of dataset snapshot {snapshot} by Dagster run {context.run_id} (asset finetuned_checkpoint)."
+    ))
 
 
 def train_config(
