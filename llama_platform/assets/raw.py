@@ -261,6 +261,17 @@ def _history_run_request(raw_asset, repo_key: str) -> RunRequest:
     )
 
 
+def _already_stored(store, repo_key: str, newest: datetime | None) -> bool:
+    """True when the forge's newest change is older than the last fetch of this repo (its high-water mark)."""
+    rel = _state_path(repo_key)
+    if newest is None or not store.exists(rel):
+        return False
+    state = IngestState.from_json(store.read_bytes(rel).decode())
+    # Forge timestamps have whole seconds: a change stamped in the second the fetch began may have
+    # missed it, so only one strictly before that second counts as stored.
+    return bool(state.high_water) and newest < datetime.fromisoformat(state.high_water).replace(microsecond=0)
+
+
 def make_freshness_sensor(raw_asset):
     @sensor(
         name="forge_freshness_sensor",
@@ -270,8 +281,11 @@ def make_freshness_sensor(raw_asset):
         description="Polls each repo cheaply (GitHub: conditional request, 304 when nothing changed; "
         "Gitee: one `since` request) and refreshes the current window of repos that changed.",
     )
-    def forge_freshness_sensor(context: SensorEvaluationContext, forges: ForgeResource) -> SensorResult:
+    def forge_freshness_sensor(
+        context: SensorEvaluationContext, forges: ForgeResource, object_store: ObjectStoreResource
+    ) -> SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
+        store = object_store.location()
         now_window = window_of(datetime.now(timezone.utc))
         requests = []
         for repo_key in context.instance.get_dynamic_partitions(repo_partitions.name):
@@ -287,7 +301,10 @@ def make_freshness_sensor(raw_asset):
             first_poll = repo_key not in cursor
             cursor[repo_key] = result.etag
             # The first poll only takes a baseline: registration already fetched the history.
-            if result.changed and not first_poll:
+            if result.changed and not first_poll and _already_stored(store, repo_key, result.newest_updated_at):
+                # e.g. `llama-platform run` fetched it after the previous poll: a refresh would return nothing new.
+                context.log.info(f"{repo_key}: changed since the last poll, but already stored by the last fetch")
+            elif result.changed and not first_poll:
                 key = MultiPartitionKey({"repo": repo_key, "window": now_window})
                 requests.append(RunRequest(partition_key=str(key), run_key=f"fresh:{repo_key}:{result.etag}"))
         return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))

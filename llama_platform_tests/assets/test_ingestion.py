@@ -5,6 +5,7 @@ freshness sensor polls cheaply and asks only for windows that changed."""
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timezone
 from urllib.parse import quote
 
@@ -157,7 +158,7 @@ def test_freshness_sensor_polls_cheaply_and_requests_only_changed_repos(platform
     settings, defs = platform
     instance.add_dynamic_partitions("repos", [REPO])
     sensor = defs.resolve_sensor_def("forge_freshness_sensor")
-    resources = {"forges": defs.resources["forges"]}
+    resources = {"forges": defs.resources["forges"], "object_store": defs.resources["object_store"]}
 
     def tick(cursor):
         with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
@@ -177,6 +178,33 @@ def test_freshness_sensor_polls_cheaply_and_requests_only_changed_repos(platform
     assert [r.partition_key for r in changed.run_requests] == [str(MultiPartitionKey({"repo": REPO, "window": now_window}))]
     # The cursor survives restarts: it is plain JSON handed back by Dagster on the next tick.
     assert tick(changed.cursor).run_requests == []
+
+
+def test_freshness_sensor_skips_a_change_the_last_fetch_already_stored(platform, forge, instance):
+    """A change fetched by a run after the previous poll (`llama-platform run`) triggers no refresh:
+    it would return nothing new."""
+    settings, defs = platform
+    instance.add_dynamic_partitions("repos", [REPO])
+    sensor = defs.resolve_sensor_def("forge_freshness_sensor")
+    resources = {"forges": defs.resources["forges"], "object_store": defs.resources["object_store"]}
+
+    def tick(cursor):
+        with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
+            return sensor(ctx)
+
+    ingest = defs.resolve_job_def("ingest_job")
+    windows = ingest.partitions_def.get_partitions_def_for_dimension("window").get_partition_keys()
+    assert ingest.execute_in_process(instance=instance, tags=_tags(REPO, windows[0], windows[-1])).success
+    baseline = tick(None)
+    forge.mutate("github", "tensorflux/tensorflux", "add_issue", fields={"title": "Crash when saving"})
+    time.sleep(1.1)  # forge timestamps have whole seconds: the fetch must begin in a later one
+    now_key = str(MultiPartitionKey({"repo": REPO, "window": window_of(datetime.now(timezone.utc))}))
+    assert ingest.execute_in_process(instance=instance, partition_key=now_key).success  # the pipeline's fetch
+    after = tick(baseline.cursor)
+    assert after.run_requests == []
+    # a change after that fetch is still refreshed
+    forge.mutate("github", "tensorflux/tensorflux", "add_issue", fields={"title": "Hangs on exit"})
+    assert [r.partition_key for r in tick(after.cursor).run_requests] == [now_key]
 
 
 def test_wire_format_repo_stores_every_record_and_records_what_the_forge_lacked(tmp_path, instance):
