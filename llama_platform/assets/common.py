@@ -62,9 +62,37 @@ def preview(df: pd.DataFrame, columns: list[str] | None = None, rows: int = PREV
     return MetadataValue.md(view.to_markdown(index=False) if len(view) else "_empty_")
 
 
+# What each column of the cleaned issues / snapshot / training set means, shown in the UI's schemas.
+COLUMN_DOCS = {
+    "issue_id": "source:repo#number, unique per issue",
+    "source": "forge: github or gitee",
+    "repo": "OWNER/REPO on that forge",
+    "number": "issue number as the forge shows it",
+    "title": "title, normalised and redacted",
+    "body": "body without bot/auto text, redacted",
+    "comments_text": "human comments joined, redacted",
+    "n_comments": "number of human comments kept",
+    "labels": "canonical labels (bug, feature, question, docs), primary first",
+    "label": "primary label: the training target",
+    "lang": "detected language code",
+    "state": "open or closed",
+    "author": "pseudonymised author (<USER_xxxxxx>)",
+    "author_association": "the author's relation to the repo (GitHub) / type (Gitee)",
+    "created_at": "creation time, UTC",
+    "updated_at": "last update time, UTC",
+    "closed_at": "closing time, UTC (empty while open)",
+    "dup_cluster": "near-duplicate cluster id: a cluster lives in one split",
+    "redactions": "PII/secret spans replaced in this issue",
+    "raw_hash": "payload hash of the raw record it came from",
+    "split": "train, val or test",
+    "prompt": "model input: the issue with its Feast features",
+    "completion": "expected model output: the labels",
+}
+
+
 def column_schema(df: pd.DataFrame, descriptions: dict[str, str] | None = None) -> MetadataValue:
     """TableSchema with the columns' real dtypes (an object column says what it holds) and descriptions."""
-    descriptions = descriptions or {}
+    descriptions = {**COLUMN_DOCS, **(descriptions or {})}
     return MetadataValue.table_schema(
         TableSchema(columns=[
             TableColumn(name=str(c), type=_dtype_name(df[c]), description=descriptions.get(str(c)))
