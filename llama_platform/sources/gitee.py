@@ -230,4 +230,4 @@ class GiteeForge(PagedForge):
             return PollResult(changed=False, etag=etag, requests=1)
         changed = cursor is None or newest_ts > cursor
         return PollResult(changed=changed, etag=newest_ts.isoformat() if changed else etag, requests=1,
-                          newest_updated_at=newest_ts)
+                          newest_updated_at=newest_ts if changed else None)
