@@ -180,14 +180,16 @@ def run_pipeline(settings: Settings, instance=None, log=print) -> dict:
     }
 
 
-def cancel_inflight_runs(instance, launched_by: str) -> list[str]:
-    """Mark this invocation's runs that are still queued/starting/started as canceled (an
-    interrupted in-process run would otherwise stay STARTED in the instance forever)."""
+def cancel_inflight_runs(instance, launched_by: str | None) -> list[str]:
+    """Mark the runs that are still queued/starting/started as canceled: this invocation's
+    (`launched_by`), or all of them (None: after the webserver/daemon and their run workers were
+    stopped). An interrupted run would otherwise stay STARTED in the instance forever."""
     from dagster import DagsterRunStatus, RunsFilter
 
     live = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
             DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
-    runs = instance.get_runs(filters=RunsFilter(statuses=live, tags={LAUNCHED_BY_TAG: launched_by}))
+    tags = {LAUNCHED_BY_TAG: launched_by} if launched_by else None
+    runs = instance.get_runs(filters=RunsFilter(statuses=live, tags=tags))
     for run in runs:
         instance.report_run_canceled(run, message="llama-platform run was interrupted")
     return [r.run_id for r in runs]
@@ -310,6 +312,11 @@ def _shutdown(settings: Settings, procs: list) -> None:
             print(f"(could not record the endpoint's health: {type(exc).__name__}: {exc})")
     for proc in reversed(procs):
         proc.stop()
+    if any(p.name == "dagster-ui" for p in procs):  # its daemon's runs died with it
+        from dagster import DagsterInstance
+
+        with DagsterInstance.get() as instance:
+            cancel_inflight_runs(instance, None)
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -45,6 +45,7 @@ def test_interrupted_runs_are_marked_canceled(tmp_path):
         assert cancel_inflight_runs(instance, "run (pid 1)") == [mine.run_id]
         assert instance.get_run_by_id(mine.run_id).status == DagsterRunStatus.CANCELED
         assert instance.get_run_by_id(other.run_id).status == DagsterRunStatus.STARTED  # not ours
+        assert cancel_inflight_runs(instance, None) == [other.run_id]  # after the daemon stopped: all
 
 
 def _started_event(run):
