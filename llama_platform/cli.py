@@ -69,6 +69,7 @@ def start_local_services(settings: Settings, with_mlflow_ui: bool) -> list:
         )
         ui.url = f"http://127.0.0.1:{port}"
         procs.append(ui)
+        wait_http_ok(f"{ui.url}/health", ui, timeout=120)  # its printed URL must open
         os.environ["LLAMA_PLATFORM_MLFLOW_UI_URL"] = ui.url
     return procs
 

@@ -134,7 +134,7 @@ def _browse(dagster: str, mlflow_ui: str, shots: Path) -> None:
         page.get_by_text("cleaning", exact=True).first.wait_for(state="visible", timeout=60_000)
         assert page.get_by_text("__ephemeral_asset_job__").count() == 0
         # MLflow's experiment opens on its runs.
-        page.goto(f"{mlflow_ui}/#/experiments/1", wait_until="networkidle", timeout=120_000)
+        page.goto(f"{mlflow_ui}/#/experiments/1", wait_until="domcontentloaded", timeout=120_000)  # it keeps polling
         page.get_by_text(re.compile(r"dagster-[0-9a-f]{8}")).first.wait_for(state="visible", timeout=60_000)
         page.screenshot(path=str(shots / "mlflow.png"))
         browser.close()
