@@ -3,16 +3,22 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast ui browser clean
+.PHONY: setup run test test-fast ui lab browser java checkov clean
 
 # Re-install only when pyproject.toml changes. torch==2.13.0 resolves to the CPU wheel on local disk.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -e '.[dev]'
+	# kubeflow-katib's SDK declares protobuf<5, which kserve's protobuf>=6.33.5 rules out. We use only its
+	# generated models (k8s/katib.py); they import and serialise under protobuf 6 (llama_platform_tests/k8s/test_katib.py),
+	# so the SDK is installed without its dependency pins.
+	$(BIN)/python -m pip install -q --no-deps kubeflow-katib==0.19.0 kubeflow-training==1.9.0 retrying==1.4.2
 	touch $(STAMP)
 
 # Headless Chromium for the browser test (Debian package; Playwright drives it, never downloads one),
@@ -21,12 +27,25 @@ browser:
 	@command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q . || { \
 		apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
 
-setup: $(STAMP)
+# A Java runtime for the H2O AutoML baseline (evaluation/baseline.py starts a local H2O JVM).
+java:
+	@command -v java >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq default-jre-headless >/dev/null; }
+
+setup: $(STAMP) java
+
+# checkov (deploy/ scans in llama_platform_tests/deploy/test_checkov.py) in an environment of its
+# own: installed next to the platform it downgrades boto3/botocore, packaging and networkx.
+$(CHECKOV_STAMP):
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q checkov==3.3.30
+	touch $(CHECKOV_STAMP)
+
+checkov: $(CHECKOV_STAMP)
 
 run: setup
 	$(BIN)/llama-platform run $(ARGS)
 
-test: setup browser
+test: setup browser checkov
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-fast: setup
@@ -34,6 +53,11 @@ test-fast: setup
 
 ui: setup
 	$(BIN)/llama-platform ui
+
+# JupyterLab on 127.0.0.1 with the project's environment as its kernel (the notebooks read the
+# platform's state through Dagster, so run the pipeline once first). --allow-root: dev containers run as root.
+lab: setup
+	$(BIN)/jupyter lab --ip=127.0.0.1 --no-browser --allow-root --ServerApp.root_dir=notebooks
 
 clean:
 	rm -rf .llama_platform .pytest_cache

@@ -12,7 +12,9 @@ from dagster import (
     define_asset_job,
 )
 
+from llama_platform.assets.baseline import baseline_model
 from llama_platform.assets.cleaning import clean, no_secret_survives
+from llama_platform.assets.error_analysis import error_analysis
 from llama_platform.assets.evaluation import model_evaluation
 from llama_platform.assets.features import issue_features, training_set
 from llama_platform.assets.health import endpoint_answers, endpoint_health_job
@@ -27,6 +29,7 @@ from llama_platform.assets.serving import deployed_endpoint
 from llama_platform.assets.snapshot import issue_snapshot, snapshot_schema
 from llama_platform.assets.training import finetuned_checkpoint
 from llama_platform.resources.cleaning import CleaningResource
+from llama_platform.resources.evaluation import EvaluationResource
 from llama_platform.resources.feast import FeastResource
 from llama_platform.resources.forges import ForgeResource
 from llama_platform.resources.io_manager import ParquetIOManager
@@ -53,14 +56,16 @@ DOWNSTREAM_ASSETS = [
     issue_features,
     training_set,
     finetuned_checkpoint,
+    baseline_model,
     model_evaluation,
+    error_analysis,
     deployed_endpoint,
 ]
 ASSET_CHECKS = [no_secret_survives, snapshot_schema, endpoint_answers]
 
 train_and_deploy_job = define_asset_job(
     "train_and_deploy_job",
-    selection=AssetSelection.all() - AssetSelection.assets(RAW_ASSET, "dataset_report"),
+    selection=AssetSelection.all() - AssetSelection.assets(RAW_ASSET, "dataset_report", "error_analysis"),
     description="Everything downstream of raw issues: clean, snapshot, features, train, evaluate, deploy.",
     tags={"llama_platform/stage": "all"},
 )
@@ -70,6 +75,12 @@ dataset_report_job = define_asset_job(
     selection=AssetSelection.assets("dataset_report"),
     description="Run the data-quality notebook on the latest snapshot.",
     tags={"llama_platform/stage": "report"},
+)
+error_analysis_job = define_asset_job(
+    "error_analysis_job",
+    selection=AssetSelection.assets("error_analysis"),
+    description="Run the error-analysis notebook on the latest evaluation.",
+    tags={"llama_platform/stage": "error_analysis"},
 )
 
 # One named job per stage, in graph order: `llama-platform run` launches these, so every run in the
@@ -81,14 +92,16 @@ STAGE_JOBS = [
     ("features", ["issue_features"], "Apply the Feast feature views and materialise the online store."),
     ("training_examples", ["training_set"], "Point-in-time-correct, prompt-formatted training examples."),
     ("train", ["finetuned_checkpoint"], "LoRA fine-tune, logged to MLflow and registered."),
+    ("baseline", ["baseline_model"], "The H2O AutoML baseline the fine-tune must beat."),
     ("evaluate", ["model_evaluation"], "Held-out evaluation and the promotion gate."),
+    ("error_analysis", ["error_analysis"], "Run the error-analysis notebook on the evaluation."),
     ("deploy", ["deployed_endpoint"], "Serve the registered model and smoke-test it."),
 ]
 stage_jobs = [
     define_asset_job(name, selection=AssetSelection.assets(*keys), description=desc,
                      tags={"llama_platform/stage": name})
     for name, keys, desc in STAGE_JOBS
-    if name != "report"  # dataset_report_job, above
+    if name not in ("report", "error_analysis")  # notebook jobs, above
 ]
 
 
@@ -145,6 +158,11 @@ def build_resources(settings: Settings) -> dict:
             ui_url=settings.mlflow_ui_url,
             artifact_location=settings.mlflow_artifact_location,
         ),
+        "evaluation": EvaluationResource(
+            enforce_gate=settings.gate_enforced,
+            baseline_max_runtime_secs=settings.baseline_seconds,
+            baseline_ablation=settings.baseline_ablation,
+        ),
         "pipes_subprocess_client": PipesSubprocessClient(),
         "output_notebook_io_manager": ReportNotebookIOManager(base_dir=str(settings.home / "notebooks")),
         "endpoint": LocalEndpointResource(
@@ -170,7 +188,7 @@ def build_definitions(settings: Settings) -> Definitions:
     return Definitions(
         assets=[raw_issues, *DOWNSTREAM_ASSETS],
         asset_checks=ASSET_CHECKS,
-        jobs=[ingest_job, train_and_deploy_job, dataset_report_job, *stage_jobs, endpoint_health_job],
+        jobs=[ingest_job, train_and_deploy_job, dataset_report_job, error_analysis_job, *stage_jobs, endpoint_health_job],
         sensors=[
             make_repo_registry_sensor(settings.repos_file, settings.repos_override, raw_issues),
             make_freshness_sensor(raw_issues),
@@ -193,3 +211,8 @@ defs = build_definitions(load_settings())
 def dataset_report_job_def():
     """Module-level so dagster.reconstructable() can rebuild the report job in the notebook kernel."""
     return defs.resolve_job_def("dataset_report_job")
+
+
+def error_analysis_job_def():
+    """Module-level for dagster.reconstructable(), like dataset_report_job_def."""
+    return defs.resolve_job_def("error_analysis_job")

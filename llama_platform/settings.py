@@ -70,6 +70,13 @@ class Settings:
     github_app_private_key_path: Path | None = None
     # Longest single wait for a forge's rate limit or retry; longer ones fail with RateLimitExhausted.
     forge_max_wait_s: float = 60.0
+    # The promotion gate: "enforce" blocks deployment on refusal; "advise" records the refusal as a
+    # warning (the local profile's tiny CPU model is not expected to beat the H2O baseline).
+    gate_enforced: bool = True
+    # Time box of the H2O AutoML baseline.
+    baseline_seconds: int = 30
+    # Feature-group ablation on the baseline (several more H2O fits: off by default to keep `make run` short).
+    baseline_ablation: bool = False
     # Names (never values) of the secret env vars that are set; resources read them as EnvVar.
     secrets_present: frozenset[str] = frozenset()
     # k8s profile training: the trainer image (None: the release's), nodes (> 1: a TrainJob) and the
@@ -153,6 +160,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     repos_override = tuple(
         r.strip() for r in env.get("LLAMA_PLATFORM_REPOS", "").split(",") if r.strip()
     )
+    gate = env.get("LLAMA_PLATFORM_GATE") or ("enforce" if profile == "k8s" else "advise")
+    if gate not in ("enforce", "advise"):
+        raise SettingsError(f"LLAMA_PLATFORM_GATE must be enforce or advise, got {gate!r}")
     return Settings(
         profile=profile,
         home=home,
@@ -180,6 +190,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         github_app_installation_id=_int(env, "GITHUB_APP_INSTALLATION_ID", 0) or None,
         github_app_private_key_path=Path(env["GITHUB_APP_PRIVATE_KEY_PATH"]) if env.get("GITHUB_APP_PRIVATE_KEY_PATH") else None,
         forge_max_wait_s=_float(env, "LLAMA_PLATFORM_FORGE_MAX_WAIT_S", 60.0),
+        gate_enforced=gate == "enforce",
+        baseline_seconds=_int(env, "LLAMA_PLATFORM_BASELINE_SECONDS", 30),
+        baseline_ablation=env.get("LLAMA_PLATFORM_BASELINE_ABLATION", "off") == "on",
         secrets_present=frozenset(n for n in SECRET_ENV_VARS if env.get(n)),
         trainer_image=env.get("LLAMA_PLATFORM_TRAINER_IMAGE") or None,
         train_namespace=env.get("LLAMA_PLATFORM_TRAIN_NAMESPACE") or "training",

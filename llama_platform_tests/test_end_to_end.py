@@ -119,7 +119,15 @@ def test_whole_graph(tmp_path, monkeypatch, forge, small_corpus, s3_server, s3_b
             assert len(history) >= 5
 
             ev = _meta(instance, "model_evaluation")
-            assert math.isfinite(ev["val_loss"]) and 0.0 <= ev["label_accuracy"] <= 1.0
+            assert math.isfinite(ev["test_loss"]) and 0.0 <= ev["label_accuracy"] <= 1.0
+            # one comparison table: fine-tuned vs H2O vs majority (no champion before the first run)
+            assert all(f"| {m} " in ev["comparison"] for m in ("fine-tuned", "h2o", "majority")), ev["comparison"]
+            assert ev["comparison_plot"].startswith("![") and "github" in ev["by_forge"]
+            version = client.get_model_version(settings.registered_model_name, str(ckpt["model_version"]))
+            assert version.tags["gate.decision"] == ev["gate_decision"] and version.aliases
+            assert "candidate" in version.aliases
+            assert ("champion" in version.aliases) == (ev["gate_decision"] == "promote")
+            assert _meta(instance, "baseline_model")["test_rows"] == ev["test_examples"]
 
             # endpoint: 200 with labels with the key, 401 without
             url = summary["endpoint_url"]

@@ -149,7 +149,7 @@ def clean(context: AssetExecutionContext, cleaning: CleaningResource):
     asset="cleaned_issues",
     blocking=True,
     required_resource_keys={"parquet_io_manager"},
-    description="re-scan of the cleaned text (title, body, comments) with the redactor's detectors: no PII or secret survives",
+    description="independent re-scan of the cleaned text (title, body, comments): detect-secrets' rules, an entropy sampler and the PII checks find no PII or secret",
 )
 def no_secret_survives(context: AssetCheckExecutionContext) -> AssetCheckResult:
     batches = context.resources.parquet_io_manager.iter_batches(["cleaned_issues"])

@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping
 import pandas as pd
 from pandera.errors import SchemaError, SchemaErrors
 
-from llama_platform.data.redaction import find_secrets
+from llama_platform.data.verify import verify
 from llama_platform.data.schemas import SnapshotSchema
 
 # The columns of a cleaned issue that hold forge text (and so could still hold a secret).
@@ -76,11 +76,11 @@ def reconcile(
 
 
 def secret_findings(df: pd.DataFrame, columns: Iterable[str] = TEXT_COLUMNS) -> dict[str, list[str]]:
-    """{issue_id: ["body:SECRET:GitHubToken", ...]} for every issue whose text still holds PII/secrets."""
+    """{issue_id: ["body:SECRET:GitHubToken", ...]} for every issue whose text still holds PII/secrets (rule names, never values)."""
     columns = [c for c in columns if c in df.columns]
     found: dict[str, list[str]] = {}
     for issue_id, *texts in df[["issue_id", *columns]].itertuples(index=False, name=None):
-        kinds = [f"{col}:{kind}" for col, text in zip(columns, texts) for kind in find_secrets(text)]
+        kinds = [f"{col}:{kind}" for col, text in zip(columns, texts) for kind in verify(text)]
         if kinds:
             found[str(issue_id)] = kinds
     return found
@@ -89,7 +89,8 @@ def secret_findings(df: pd.DataFrame, columns: Iterable[str] = TEXT_COLUMNS) -> 
 def no_secret_survives(
     frames: pd.DataFrame | Iterable[pd.DataFrame], columns: Iterable[str] = TEXT_COLUMNS
 ) -> CheckOutcome:
-    """Re-scan cleaned text with the redactor's own detectors: anything found got past redaction.
+    """Re-scan cleaned text with detectors independent of the redactor's (`verify.py`: detect-secrets'
+    rules, an entropy sampler, the PII checks): anything found got past redaction.
 
     `frames`: the cleaned rows, in one frame or as a stream of frames (a table too large to load).
     """

@@ -53,6 +53,8 @@ def feature_views(data_dir: Path, label_columns: Sequence[str] = ()) -> list[Fea
             Field(name="body_len", dtype=Int64),
             Field(name="n_comments", dtype=Int64),
             Field(name="has_code_block", dtype=Bool),
+            Field(name="n_urls", dtype=Int64),
+            Field(name="has_stack_trace", dtype=Bool),
             Field(name="n_redactions", dtype=Int64),
             Field(name="is_closed", dtype=Bool),
         ],
@@ -77,10 +79,14 @@ def feature_views(data_dir: Path, label_columns: Sequence[str] = ()) -> list[Fea
         name="author_stats",
         entities=[author],
         ttl=TTL,
-        schema=[Field(name="author_prior_issues", dtype=Int64)],
+        schema=[
+            Field(name="author_prior_issues", dtype=Int64),
+            Field(name="author_prior_closed", dtype=Int64),
+            Field(name="author_first_time", dtype=Bool),
+        ],
         source=_source(data_dir, "author_stats"),
         online=True,
-        description="Per author and day: issues the author created before that day",
+        description="Per author and day: issues the author created (and had closed) before that day; first-time reporter",
     )
     return [issue_stats, repo_stats, author_stats]
 

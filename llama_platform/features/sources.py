@@ -7,7 +7,8 @@ One table per feature view, each with an `event_timestamp` column:
                  snapshot, not the moment of creation, so use them for analysis, not as model inputs).
 - `repo_stats`   per repo and day D (00:00 UTC): issues created before D, issues closed before D, and
                  the share of each label among the issues created before D.
-- `author_stats` per author and day D: issues the author created before D.
+- `author_stats` per author and day D: issues the author created before D, of those how many were
+                 closed before D, and whether the author is a first-time reporter.
 
 Point-in-time rule: a repo/author row stamped D only uses issues created (or closed) strictly
 before D, so Feast's as-of join at any time t >= D never sees an issue from t's own day or later.
@@ -32,6 +33,9 @@ LABEL_SHARE_PREFIX = "repo_label_share__"
 # A fenced block or an indented 4-space block: the two ways Markdown marks code.
 _CODE_BLOCK = re.compile(r"```|~~~|(?:^|\n)(?: {4}|\t)\S")
 _NOT_NAME = re.compile(r"[^0-9a-z]+")
+_URL = re.compile(r"https?://\S+")
+# Python/Java/JS/Go/Rust traces: the lines a stack trace starts with or is made of.
+_STACK_TRACE = re.compile(r"Traceback \(most recent call last\)|^\s+at [\w$.<>]+\(|^goroutine \d+ \[|panicked at|^Exception in thread", re.M)
 
 
 class FeatureInputError(ValueError):
@@ -115,6 +119,8 @@ def _issue_stats(df: pd.DataFrame) -> pd.DataFrame:
             "body_len": body.str.len().astype("int64"),
             "n_comments": pd.to_numeric(df["n_comments"]).fillna(0).astype("int64"),
             "has_code_block": body.str.contains(_CODE_BLOCK).astype(bool),
+            "n_urls": body.str.count(_URL).astype("int64"),
+            "has_stack_trace": body.str.contains(_STACK_TRACE).astype(bool),
             "n_redactions": _n_redactions(df["redactions"]),
             "is_closed": (df["state"] == "closed").astype(bool),
         }
@@ -158,19 +164,26 @@ def _author_stats(df: pd.DataFrame) -> pd.DataFrame:
     known = df[df["author"].notna() & (df["author"].astype(str) != "")]
     frames = []
     for author, group in known.groupby("author", sort=True):
-        days = _change_days(group["created_at"])
+        # The author's closed count also changes on closing days.
+        days = _change_days(pd.concat([group["created_at"], group["closed_at"].dropna()]))
+        prior = _counts_before(group["created_at"], days).astype("int64")
         frames.append(
             pd.DataFrame(
                 {
                     "author": str(author),
                     EVENT_TS: days,
-                    "author_prior_issues": _counts_before(group["created_at"], days).astype("int64"),
+                    "author_prior_issues": prior,
+                    "author_prior_closed": _counts_before(group["closed_at"], days).astype("int64"),
+                    # First-time reporter (within the snapshot's history). The forges' own
+                    # author_association is left out: it is what the forge says at fetch time, not at filing.
+                    "author_first_time": prior == 0,
                 }
             )
         )
     if not frames:
         return pd.DataFrame(
             {"author": pd.Series(dtype=str), EVENT_TS: pd.Series(dtype="datetime64[ns, UTC]"),
-             "author_prior_issues": pd.Series(dtype="int64")}
+             "author_prior_issues": pd.Series(dtype="int64"), "author_prior_closed": pd.Series(dtype="int64"),
+             "author_first_time": pd.Series(dtype=bool)}
         )
     return pd.concat(frames, ignore_index=True)

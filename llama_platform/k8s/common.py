@@ -28,7 +28,7 @@ from kubernetes.client import (
 
 PART_OF = "llama-platform"
 
-# One namespace per trust zone (deploy/k8s/base/namespaces.yaml).
+# One namespace per trust zone (deploy/k8s/base/namespaces/namespaces.yaml).
 NAMESPACES = {
     "dagster": "dagster",  # webserver, daemon, user code, run pods
     "data": "data",  # MinIO, Postgres, MLflow, Redis, Feast feature server

@@ -198,3 +198,81 @@ def test_manifest_label_counts():
     manifest = {"label_counts": {"train": {"bug": 5, "docs": 1}, "val": {"bug": 1}, "test": {}}}
     assert manifest_label_counts(manifest) == {"bug": 6, "docs": 1}
     assert manifest_label_counts({"row_counts": {"train": 3}}) is None
+
+
+# the independent verifier --------------------------------------------------------------------------
+
+
+def _random_key(n: int = 40) -> str:
+    import random
+    import string
+
+    rng = random.Random(9)
+    return "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(n))
+
+
+def test_verifier_blocks_on_planted_secrets_and_names_the_rule_never_the_value(result):
+    from llama_platform.data.verify import verify
+
+    key, password = _random_key(), "Hunter2" + "Pa55word"
+    df = result[0].cleaned.copy()
+    df.loc[0, "body"] += f"\nfound this in the logs: {key}"  # no rule knows it: the entropy sampler does
+    df.loc[1, "comments_text"] += f'\ndb_password = "{password}"'  # detect-secrets' keyword rule
+    df.loc[2, "title"] = "call me on +86 138 1234 5678"
+    found = secret_findings(df)
+    assert found == {
+        df.loc[0, "issue_id"]: ["body:SECRET:HighEntropyString"],
+        df.loc[1, "issue_id"]: ["comments_text:SECRET:SecretKeyword"],
+        df.loc[2, "issue_id"]: ["title:PHONE"],
+    }
+    out = no_secret_survives(df)
+    assert not out.passed and out.metadata["issues_with_findings"] == 3
+    published = str(out.metadata) + out.description
+    assert key not in published and password not in published and "1234" not in published
+    # What the redactor leaves behind passes the verifier.
+    from llama_platform.data.redaction import redact
+
+    for text in (df.loc[0, "body"], df.loc[1, "comments_text"], df.loc[2, "title"]):
+        assert verify(redact(text)[0]) == []
+
+
+def test_verifier_rules_come_from_another_source_than_the_redactor():
+    # detect-secrets' plugins (Yelp's rule set), not Betterleaks' rules the redactor runs.
+    from llama_platform.data.secrets import betterleaks_rules
+    from llama_platform.data.verify import detect_secrets_rules
+
+    ours = {r.regex.pattern for r in betterleaks_rules()}
+    theirs = detect_secrets_rules()
+    assert len(theirs) >= 20 and not ours & {rx.pattern for _, rx, _ in theirs}
+    assert {"GitHubToken", "AWSAccessKey", "SecretKeyword", "PrivateKey"} <= {name for name, _, _ in theirs}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "commit 3f2a9c1b7d4e5f60718293a4b5c6d7e8f9012345 and sha256:" + "ab12" * 16,
+        "path /usr/lib/python3.11/site-packages/numpy/core/_multiarray_umath.cpython-311-x86_64-linux-gnu.so",
+        "uuid 123e4567-e89b-42d3-a456-426614174000, AbstractSingletonProxyFactoryBeanTestsWithLongNames",
+        '<img src="data:image/png;base64,' + "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk" * 3 + '">',
+    ],
+)
+def test_entropy_sampler_passes_known_safe_shapes(text):
+    from llama_platform.data.verify import verify
+
+    assert verify(text) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'password = "changeme"', 'db_password = "password"', 'api_key = "abc"', 'secret_key = "dev"',
+        'password: "${DB_PASS}"', 'secret = "<your secret>"', '"password": ""', "PASSWORD=changeme", "password: required",
+    ],
+)  # fmt: skip
+def test_what_the_redactor_keeps_does_not_block_the_snapshot(text):
+    # The verifier's keyword rule reads any quoted literal after a credential name as a secret: the
+    # redactor removes those too (placeholders or not), and keeps only references and prose.
+    from llama_platform.data.redaction import redact
+    from llama_platform.data.verify import verify
+
+    assert verify(redact(text)[0]) == []

@@ -1,8 +1,8 @@
 import re
 
 import pytest
-from detect_secrets.plugins.keyword import QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP
 
+from llama_platform.data import pii, secrets
 from llama_platform.data.redaction import (
     find_secrets,
     pseudonymise,
@@ -41,7 +41,7 @@ def test_redact_replaces_every_finding_with_a_typed_placeholder():
     assert "<SECRET:PrivateKey>" in clean
     assert "https://<SECRET:BasicAuthCredentials>@git.example.com/acme/server.git" in clean
     assert counts["EMAIL"] == 2 and counts["IP_ADDRESS"] == 2
-    assert counts["SECRET:PrivateKey"] == 1
+    assert counts["SECRET:PrivateKey"] == 1 and counts["SECRET:Password"] == 1 and counts["SECRET:SlackToken"] == 1
     # Harmless text survives.
     assert "127.0.0.1" in clean and "Version 1.2.3 on port 8080 at 12:30:45." in clean
 
@@ -54,7 +54,8 @@ def test_rescan_of_redacted_text_finds_nothing():
         "SECRET:AWSAccessKey",
         "SECRET:PrivateKey",
         "SECRET:BasicAuthCredentials",
-        "SECRET:SecretKeyword",
+        "SECRET:Password",
+        "SECRET:SlackToken",
     }
     clean, _ = redact(DIRTY)
     assert find_secrets(clean) == []
@@ -113,23 +114,31 @@ def test_pgp_key_block_with_blank_line_is_redacted_whole():
 @pytest.mark.parametrize(
     "secret, kind",
     [
-        ("123456789:" + "Ab1_" * 8 + "xyz", "SECRET:TelegramBotToken"),
-        ("M" + "a1" * 12 + "." + "b2c3d4" + "." + "e5" * 13 + "f", "SECRET:DiscordBotToken"),
-        ("eyJ" + "hbGciOiJIUzI1NiJ9" + ".eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "SECRET:JSONWebToken"),
-        ("sk_" + "live_" + "a1B2" * 6, "SECRET:StripeAccessKey"),
-        ("SG" + "." + "a" * 22 + "." + "b" * 43, "SECRET:SendGridAPIKey"),
-        ("sk-" + "a" * 20 + "T3Blbk" + "FJ" + "b" * 20, "SECRET:OpenAIToken"),
-        ("//registry.npmjs.org/:_auth" + "Token=npm_" + "a" * 36, "SECRET:NPMtokens"),
-        ("gl" + "pat-" + "x" * 20, "SECRET:GitLabToken"),
-        ('api_key = "' + "k9" * 10 + '"', "SECRET:SecretKeyword"),
+        ("123456789:" + "AA" + "b1_C" * 8 + "x", "SECRET:TelegramBotToken"),
+        ("eyJ" + "hbGciOiJIUzI1NiJ9" + ".eyJzdWIiOiIxIn0.c2lnbmF0dXJlX3BhcnQ", "SECRET:JSONWebToken"),
+        ("sk_" + "live_" + "a1B2" * 6, "SECRET:StripeAccessToken"),
+        ("SG" + "." + "a1B" * 7 + "c" + "." + "d2E" * 14 + "f", "SECRET:SendgridApiToken"),
+        ("sk-" + "a1B" * 7 + "T3Blbk" + "FJ" + "c2D" * 7, "SECRET:OpenAIKey"),
+        ("//registry.npmjs.org/:_auth" + "Token=npm_" + "a1B2c3" * 6, "SECRET:NpmAccessToken"),
+        ("gl" + "pat-" + "x1Y2z3" * 4, "SECRET:GitLabToken"),
+        ("github" + "_pat_" + "A1b2C3d4E5f6G7h8I9j0K1" + "_" + "x9Y8z7" * 9 + "w6Q7v", "SECRET:GitHubToken"),
+        ("hf" + "_" + "aBcDeFgHiJkLmNoPqRsTuVwXyZaBcDeFgH", "SECRET:HuggingfaceAccessToken"),
+        ('api_key = "' + "k9" * 10 + '"', None),
+        ("mysql -uroot -p" + "S3cr3t!pw", "SECRET:Password"),
+        ("Authorization: Basic " + "YWRtaW46czNjcjN0UGFzcw==", "SECRET:AuthorizationHeader"),
     ],
 )
-def test_plugin_secrets_pass_the_prefilter(secret, kind):
-    # The Hyperscan prefilter is a shortcut; it must never hide a secret the plugin would find.
+def test_provider_and_prose_secrets_pass_the_prefilter(secret, kind):
+    # The Hyperscan prefilter is a shortcut; it must never hide a secret a rule would find.
     text = f"Some context before.\nvalue: {secret}\nand after."
-    assert kind in find_secrets(text)
+    found = find_secrets(text)
+    assert found and all(k.startswith("SECRET:") for k in found), found
+    if kind:
+        assert kind in found
     clean, counts = redact(text)
-    assert counts.get(kind) == 1 and find_secrets(clean) == []
+    assert find_secrets(clean) == [] and sum(counts.values()) >= 1
+    value = secret.split("=", 1)[-1].split(" ")[-1].strip('"')
+    assert value not in clean
 
 
 @pytest.mark.parametrize(
@@ -138,33 +147,31 @@ def test_plugin_secrets_pass_the_prefilter(secret, kind):
         'db_password: "' + "hunter2" + "x9" * 4 + '"',  # key: "value"
         "client_secret != 'q" + "7w" * 6 + "'",  # key != 'value'
         'auth_key => "' + "z1" * 8 + '"',  # key => "value"
-        'private_key_id ' + '"' + "m4" * 8 + '";',  # key "value";
-        '"' + "p0" * 8 + '" === apikeyValue',  # "value" === key
         "Password\t=\t`" + "s3" * 8 + "`",  # odd spacing and backquotes
+        "DB_PASSWORD=" + "hunter2",  # a .env line
+        "spring.datasource.password=" + "Pa55w0rd!",
+        "Server=db;User Id=sa;Password=" + "Xy7!pQ2z" + ";",
     ],
 )
-def test_prefilter_never_hides_a_keyword_secret(line):
+def test_credential_assignments_are_redacted(line):
     text = f"Some context before.\n{line}\nand after."
-    # The plugin's own regexes (line by line, as detect-secrets runs them) find it...
-    assert any(rx.search(line) for rx in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
-    # ...so the prefiltered scan must too.
-    assert "SECRET:SecretKeyword" in find_secrets(text)
+    assert find_secrets(text), line
     clean, counts = redact(text)
-    assert counts.get("SECRET:SecretKeyword") == 1 and find_secrets(clean) == []
+    assert sum(counts.values()) == 1 and find_secrets(clean) == []
 
 
 @pytest.mark.parametrize(
     "line",
     [
         'db_pa\u017f\u017fword = "' + "hunter2" * 2 + '"',  # long s: re's IGNORECASE matches it as "s"
-        'api_\u212aey = "' + "k9" * 6 + '"',  # Kelvin sign: matches "k"
+        'api_\u212aey = "' + "k9Q" * 6 + '"',  # Kelvin sign: matches "k"
     ],
 )
 def test_case_folding_characters_do_not_slip_past_the_prefilter(line):
-    # Hyperscan's caseless matching is ASCII-and-Unicode simple folding; re's also folds a few
-    # non-ASCII letters onto ASCII ones, so detect-secrets' regex matches these lines.
-    assert any(rx.search(line) for rx in QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP)
-    assert find_secrets(f"context\n{line}\nmore") == ["SECRET:SecretKeyword"]
+    # Hyperscan's caseless matching and Python's differ on a few non-ASCII letters: such texts
+    # skip the prefilter and run every rule.
+    assert secrets.candidates(f"context\n{line}\nmore") is None
+    assert find_secrets(f"context\n{line}\nmore")
 
 
 def _corpus_texts() -> list[str]:
@@ -180,32 +187,53 @@ def _corpus_texts() -> list[str]:
     return texts
 
 
-def test_prefilter_is_a_superset_of_every_pattern_on_the_corpus():
-    # Every pattern that matches a text (as redaction runs it: per line for the plugins, whole
-    # text for ours) must be among the prefilter's candidates for that text.
-    from llama_platform.data.redaction import _OWN, _candidates, _rules
+def _own_real_regexes() -> dict[str, list[re.Pattern]]:
+    """The regexes each prefilter name stands for (what `_own_spans` and `pii_spans` run)."""
+    own = {
+        "private_key": [secrets._PRIVATE_KEY_BEGIN], "putty": [secrets._PUTTY_KEY],
+        "url_credentials": [secrets._URL_CREDENTIALS], "jwt": [secrets._JWT], "auth_header": [secrets._AUTH_HEADER],
+        "password_flag": [secrets._PASSWORD_FLAG], "assignment": [secrets._ASSIGNMENT], "aws_secret": [secrets._AWS_SECRET],
+        "password_prose": [secrets._PASSWORD_PROSE],
+        "pii:email": [pii._EMAIL], "pii:ipv4": [pii._IPV4], "pii:card": [pii._CARD], "pii:iban": [pii._IBAN],
+        "pii:national_id": [pii._CN_RIC, pii._SSN], "pii:phone": [pii._PHONE],
+    }  # fmt: skip
+    own.update({name: [rx] for name, rx in secrets._provider_regexes().items()})
+    return own
 
-    texts = _corpus_texts() + [PRIVATE_KEY, f"ssh root@10.1.2.3 with {GH_TOKEN}", "fe80::1ff:fe23:4567:890a"]
-    rules = _rules()
+
+def test_prefilter_is_a_superset_of_every_pattern_on_the_corpus():
+    # Every pattern that matches a text must be among the prefilter's candidates for that text.
+    from llama_platform_tests.data.redaction_cases import cases
+
+    texts = _corpus_texts() + [c.text for c in cases(per_secret=2, per_pii=3, per_negative=1)]
+    rules = secrets.betterleaks_rules()
+    names = [name for name, _, _ in secrets._patterns()]
+    own = _own_real_regexes()
+    assert set(own) | {"context_token", "pii:ipv6"} >= set(names[len(rules):])
     matched = 0
     for text in texts:
-        hits = _candidates(text)
+        hits = secrets.candidates(text)
         assert hits is not None
-        for rule_id, (_, regex, _) in enumerate(rules):
-            if any(regex.search(line) for line in text.split("\n")):
+        for rule_id, rule in enumerate(rules):
+            if rule.regex.search(text):
                 matched += 1
-                assert rule_id in hits, (regex.pattern[:60], text[:200])
-        for k, regex in enumerate(_OWN.values()):
-            if regex.search(text):
+                assert rule_id in hits, (rule.kind, text[:200])
+        for name, regexes in own.items():
+            if any(rx.search(text) for rx in regexes):
                 matched += 1
-                assert len(rules) + k in hits, (regex.pattern[:60], text[:200])
-    assert matched > 50  # the corpus plants secrets and addresses: the check is not vacuous
+                assert names.index(name) in hits, (name, text[:200])
+    assert matched > 500  # the corpus and the labelled set plant secrets: the check is not vacuous
+
+
+def test_every_betterleaks_rule_compiles_in_hyperscan():
+    # One scan for all patterns only holds if none has to run on every text.
+    assert len(secrets.betterleaks_rules()) > 400  # hundreds of provider rules
+    _, always = secrets._prefilter()
+    assert always == ()
 
 
 def test_prefilter_rules_out_most_patterns_on_plain_prose():
-    from llama_platform.data.redaction import _candidates
-
-    hits = _candidates("The build fails on Windows when the path has spaces.\nSteps: run make.")
+    hits = secrets.candidates("The build fails on Windows when the path has spaces.\nSteps: run make.")
     assert hits is not None and len(hits) <= 2
 
 
@@ -219,19 +247,15 @@ def test_url_credentials_are_redacted_whatever_the_password_holds():
 @pytest.mark.parametrize("separator", ["\u2028", "\x85", "\x0c", "\x1c"])
 def test_characters_re_and_hyperscan_read_differently_run_every_pattern(separator):
     # Python's \v is only \x0b (Hyperscan's is all vertical space); such texts skip the prefilter.
-    from llama_platform.data.redaction import _candidates
-
     text = f'password = "pass{separator}word{separator}1234"'
-    assert _candidates(text) is None
-    assert "SECRET:SecretKeyword" in find_secrets(text)
+    assert secrets.candidates(text) is None
+    assert find_secrets(text) == ["SECRET:Password"]
 
 
 def test_prefilter_cache_folder_is_private():
     import os
     import stat
 
-    from llama_platform.data.redaction import _private_cache_dir
-
-    folder = _private_cache_dir()
+    folder = secrets.private_cache_dir()
     assert folder is not None and folder.stat().st_uid == os.getuid()
     assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0

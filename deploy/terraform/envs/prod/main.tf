@@ -1,0 +1,75 @@
+# prod: HA replicas, managed Postgres, GPU node pools. Order: add-ons (CRDs, controllers) ->
+# namespaces, accounts, RBAC, network policies, secrets -> data services -> Dagster -> serving and
+# training -> public entry -> monitoring. Objects come from deploy/k8s/overlays/prod; Dagster from deploy/helm.
+locals {
+  overlay = abspath("${path.module}/../../../k8s/overlays/prod")
+  helm    = abspath("${path.module}/../../../helm")
+}
+
+module "addons" {
+  source           = "../../modules/addons"
+  acme_email       = var.acme_email
+  ingress_replicas = 3
+}
+
+module "namespaces" {
+  source       = "../../modules/namespaces"
+  overlay_path = local.overlay
+  depends_on   = [module.addons]
+}
+
+module "postgres" {
+  source       = "../../modules/postgres"
+  overlay_path = local.overlay
+  depends_on   = [module.namespaces]
+}
+
+module "minio" {
+  source       = "../../modules/minio"
+  overlay_path = local.overlay
+  depends_on   = [module.namespaces]
+}
+
+module "mlflow" {
+  source       = "../../modules/mlflow"
+  overlay_path = local.overlay
+  depends_on   = [module.postgres, module.minio]
+}
+
+module "feast" {
+  source       = "../../modules/feast"
+  overlay_path = local.overlay
+  depends_on   = [module.minio]
+}
+
+module "dagster" {
+  source             = "../../modules/dagster"
+  values_files       = ["${local.helm}/dagster-values.yaml", "${local.helm}/dagster-values-prod.yaml"]
+  platform_image_tag = var.platform_image_tag
+  depends_on         = [module.postgres, module.minio]
+}
+
+module "kserve" {
+  source       = "../../modules/kserve"
+  overlay_path = local.overlay
+  depends_on   = [module.namespaces]
+}
+
+module "training" {
+  source       = "../../modules/training"
+  overlay_path = local.overlay
+  depends_on   = [module.namespaces]
+}
+
+module "ingress" {
+  source       = "../../modules/ingress"
+  overlay_path = local.overlay
+  depends_on   = [module.dagster, module.mlflow]
+}
+
+module "monitoring" {
+  source       = "../../modules/monitoring"
+  retention    = "30d"
+  storage_size = "200Gi"
+  depends_on   = [module.namespaces]
+}

@@ -1,0 +1,1 @@
+"""Evaluation: metrics with bootstrap intervals, the H2O baseline, and the promotion gate's decision."""
