@@ -283,7 +283,9 @@ def print_urls(settings: Settings, dagster_url: str) -> None:
     print(f"Dagster UI:  {dagster_url}/asset-groups (lineage), {dagster_url}/runs (runs)")
     mlflow_ui = os.environ.get("LLAMA_PLATFORM_MLFLOW_UI_URL") or settings.mlflow_ui_url
     if mlflow_ui:
-        print(f"MLflow UI:   {mlflow_ui}/#/experiments (runs), {mlflow_ui}/#/models (registered models)")
+        # workflowType: MLflow 3's UI otherwise opens experiments on its GenAI (traces) overview.
+        print(f"MLflow UI:   {mlflow_ui}/#/experiments?workflowType=machine_learning (runs), "
+              f"{mlflow_ui}/#/models (registered models)")
     print(f"Endpoint:    {predict}  (health: {endpoint}/v2/health/ready)")
     print(f"  curl -H \"Authorization: Bearer {key_hint}\" {predict} "
           "-d '{\"instances\": [{\"title\": \"Crash on start\", \"body\": \"Traceback ...\", \"repo\": \"weavekit/weave\"}]}'")

@@ -134,7 +134,8 @@ def _browse(dagster: str, mlflow_ui: str, shots: Path) -> None:
         page.get_by_text("cleaning", exact=True).first.wait_for(state="visible", timeout=60_000)
         assert page.get_by_text("__ephemeral_asset_job__").count() == 0
         # MLflow's experiment opens on its runs.
-        page.goto(f"{mlflow_ui}/#/experiments/1", wait_until="domcontentloaded", timeout=120_000)  # it keeps polling
+        page.goto(f"{mlflow_ui}/#/experiments/1?workflowType=machine_learning", wait_until="domcontentloaded",
+                  timeout=120_000)  # it keeps polling: no network idle
         page.get_by_text(re.compile(r"dagster-[0-9a-f]{8}")).first.wait_for(state="visible", timeout=60_000)
         page.screenshot(path=str(shots / "mlflow.png"))
         browser.close()

@@ -45,7 +45,7 @@ class MLflowResource(ConfigurableResource):
 
     def run_link(self, experiment_id: str | None, run_id: str) -> str:
         if self.ui_url and experiment_id:
-            return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+            return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
         return f"{self.tracking_uri} run {run_id}"
 
     def model_link(self, version: str) -> str:
