@@ -147,7 +147,10 @@ def _record_decision(client, name: str, version: str, decision: Decision, micro_
     client.set_model_version_tag(name, version, "gate.decision", verdict)
     client.set_model_version_tag(name, version, "gate.reasons", json.dumps(decision.reasons)[:4900])
     client.set_model_version_tag(name, version, "gate.test_micro_f1", f"{micro_f1:.4f}")
-    client.update_model_version(name, version, description=f"Promotion gate: {decision.summary()}"[:4900])
+    # Kept after what training wrote (where the version came from); a re-evaluation replaces its own part.
+    origin = (client.get_model_version(name, version).description or "").split("Promotion gate:")[0].rstrip()
+    gate = f"Promotion gate: {decision.summary()}"
+    client.update_model_version(name, version, description=(f"{origin}\n\n{gate}" if origin else gate)[:4900])
     if decision.promote:
         client.set_registered_model_alias(name, CHAMPION, version)
 
