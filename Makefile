@@ -36,9 +36,11 @@ $(MLSERVER_STAMP): $(STAMP)
 
 mlserver-env: $(MLSERVER_STAMP)
 
-# Headless Chromium for the browser test (Debian package; Playwright drives it, never downloads one).
+# Headless Chromium for the browser test (Debian package; Playwright drives it, never downloads one),
+# and a CJK font: without one, Chinese issue titles (the Gitee repos) render as empty boxes.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 && fc-list :lang=zh 2>/dev/null | grep -q . || { \
+		apt-get update -qq && apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
 
 # A Java runtime for the H2O AutoML baseline (evaluation/baseline.py starts a local H2O JVM).
 java:

@@ -11,20 +11,20 @@ from dagster import (
     PipesSubprocessClient,
     define_asset_job,
 )
-from dagstermill import ConfigurableLocalOutputNotebookIOManager
 
 from llama_platform.assets.baseline import baseline_model
 from llama_platform.assets.cleaning import clean, no_secret_survives
 from llama_platform.assets.error_analysis import error_analysis
 from llama_platform.assets.evaluation import model_evaluation
 from llama_platform.assets.features import issue_features, training_set
+from llama_platform.assets.health import endpoint_answers, endpoint_health_job
 from llama_platform.assets.raw import (
     RAW_ASSET,
     build_raw_issues,
     make_freshness_sensor,
     make_repo_registry_sensor,
 )
-from llama_platform.assets.report import dataset_report
+from llama_platform.assets.report import ReportNotebookIOManager, dataset_report
 from llama_platform.assets.serving import deployed_endpoint
 from llama_platform.assets.snapshot import issue_snapshot, snapshot_schema
 from llama_platform.assets.training import finetuned_checkpoint
@@ -61,16 +61,48 @@ DOWNSTREAM_ASSETS = [
     error_analysis,
     deployed_endpoint,
 ]
-ASSET_CHECKS = [no_secret_survives, snapshot_schema]
+ASSET_CHECKS = [no_secret_survives, snapshot_schema, endpoint_answers]
 
 train_and_deploy_job = define_asset_job(
     "train_and_deploy_job",
     selection=AssetSelection.all() - AssetSelection.assets(RAW_ASSET, "dataset_report", "error_analysis"),
     description="Everything downstream of raw issues: clean, snapshot, features, train, evaluate, deploy.",
+    tags={"llama_platform/stage": "all"},
 )
 # dagstermill runs its notebook through a reconstructable job (see dataset_report_job_def).
-dataset_report_job = define_asset_job("dataset_report_job", selection=AssetSelection.assets("dataset_report"))
-error_analysis_job = define_asset_job("error_analysis_job", selection=AssetSelection.assets("error_analysis"))
+dataset_report_job = define_asset_job(
+    "dataset_report_job",
+    selection=AssetSelection.assets("dataset_report"),
+    description="Run the data-quality notebook on the latest snapshot.",
+    tags={"llama_platform/stage": "report"},
+)
+error_analysis_job = define_asset_job(
+    "error_analysis_job",
+    selection=AssetSelection.assets("error_analysis"),
+    description="Run the error-analysis notebook on the latest evaluation.",
+    tags={"llama_platform/stage": "error_analysis"},
+)
+
+# One named job per stage, in graph order: `llama-platform run` launches these, so every run in the
+# UI says what it did (not `__ephemeral_asset_job__`). (job name, asset keys, description)
+STAGE_JOBS = [
+    ("cleaning", ["cleaned_issues", "quarantined_issues"], "Raw -> cleaned + quarantined issues, with reconciliation."),
+    ("snapshot", ["issue_snapshot"], "Write the content-addressed dataset snapshot with its splits."),
+    ("report", ["dataset_report"], "Run the data-quality notebook on the latest snapshot."),
+    ("features", ["issue_features"], "Apply the Feast feature views and materialise the online store."),
+    ("training_examples", ["training_set"], "Point-in-time-correct, prompt-formatted training examples."),
+    ("train", ["finetuned_checkpoint"], "LoRA fine-tune, logged to MLflow and registered."),
+    ("baseline", ["baseline_model"], "The H2O AutoML baseline the fine-tune must beat."),
+    ("evaluate", ["model_evaluation"], "Held-out evaluation and the promotion gate."),
+    ("error_analysis", ["error_analysis"], "Run the error-analysis notebook on the evaluation."),
+    ("deploy", ["deployed_endpoint"], "Serve the registered model and smoke-test it."),
+]
+stage_jobs = [
+    define_asset_job(name, selection=AssetSelection.assets(*keys), description=desc,
+                     tags={"llama_platform/stage": name})
+    for name, keys, desc in STAGE_JOBS
+    if name not in ("report", "error_analysis")  # notebook jobs, above
+]
 
 
 def _secret(name: str, settings: Settings):
@@ -135,7 +167,7 @@ def build_resources(settings: Settings) -> dict:
             baseline_ablation=settings.baseline_ablation,
         ),
         "pipes_subprocess_client": PipesSubprocessClient(),
-        "output_notebook_io_manager": ConfigurableLocalOutputNotebookIOManager(base_dir=str(settings.home / "notebooks")),
+        "output_notebook_io_manager": ReportNotebookIOManager(base_dir=str(settings.home / "notebooks")),
         "endpoint": LocalEndpointResource(
             host=settings.serve_host,
             port=settings.serve_port,
@@ -162,11 +194,12 @@ def build_definitions(settings: Settings) -> Definitions:
         selection=AssetSelection.assets(raw_issues),
         partitions_def=raw_issues.partitions_def,
         description="Fetch raw issues for a set of repo x month partitions (one forge pass per repo).",
+        tags={"llama_platform/stage": "ingest"},
     )
     return Definitions(
         assets=[raw_issues, *DOWNSTREAM_ASSETS],
         asset_checks=ASSET_CHECKS,
-        jobs=[ingest_job, train_and_deploy_job, dataset_report_job, error_analysis_job],
+        jobs=[ingest_job, train_and_deploy_job, dataset_report_job, error_analysis_job, *stage_jobs, endpoint_health_job],
         sensors=[
             make_repo_registry_sensor(settings.repos_file, settings.repos_override, raw_issues),
             make_freshness_sensor(raw_issues),
@@ -175,7 +208,8 @@ def build_definitions(settings: Settings) -> Definitions:
                 target=AssetSelection.all(),
                 default_status=DefaultSensorStatus.RUNNING if settings.automation_on else DefaultSensorStatus.STOPPED,
                 minimum_interval_seconds=30,
-                description="Evaluates the assets' automation conditions (downstream follows upstream).",
+                description="Evaluates the assets' automation conditions: an asset is rebuilt when an upstream's "
+                "data version or its own code version changed, never just because an upstream was re-written.",
             ),
         ],
         resources=build_resources(settings),

@@ -63,3 +63,36 @@ def test_lineage_shows_every_asset(dagster_ui, tmp_path):
         missing = [k for k in keys if not _shown(page, k)]
         browser.close()
     assert not missing, f"asset keys not shown in the lineage view: {missing}"
+
+
+# Gitee issue titles are Chinese: without a CJK font every glyph is the same empty box.
+ZH_TEXT = "数据质量报告"
+
+
+def test_chinese_text_renders_with_real_glyphs():
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("chromium is not installed: `make browser` installs it with a CJK font")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.set_content("<canvas id=c width=64 height=64></canvas>")
+        # Each character drawn alone: real glyphs differ pixel by pixel, the missing-glyph box is the
+        # same for all; a CJK glyph is about one em wide.
+        drawn = page.evaluate("""(text) => {
+            const ctx = document.getElementById('c').getContext('2d');
+            ctx.font = '40px sans-serif';
+            return [...text].map(ch => {
+                ctx.clearRect(0, 0, 64, 64);
+                ctx.fillText(ch, 8, 48);
+                const px = ctx.getImageData(0, 0, 64, 64).data;
+                let ink = 0; for (let i = 3; i < px.length; i += 4) ink += px[i] > 0;
+                return {width: ctx.measureText(ch).width, ink, pixels: Array.from(px.filter((_, i) => i % 4 === 3)).join(',')};
+            });
+        }""", ZH_TEXT)
+        browser.close()
+    assert all(d["ink"] > 0 for d in drawn), "Chinese characters drew nothing"
+    assert len({d["pixels"] for d in drawn}) == len(drawn), "every Chinese character drew the same box: no CJK font"
+    assert all(36 <= d["width"] <= 44 for d in drawn), [d["width"] for d in drawn]

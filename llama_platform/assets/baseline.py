@@ -4,6 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MetadataValue, Output, asset
 
 from llama_platform.assets.automation import follow_upstream
+from llama_platform.assets.common import code_version_of
 from llama_platform.evaluation.baseline import ablation_variants, train_h2o_baseline, usable_feature_columns
 from llama_platform.resources.evaluation import EvaluationResource
 from llama_platform.training.prompts import LABELS
@@ -35,6 +36,7 @@ def ablation_scores(frame: pd.DataFrame, issue_ids: list[str]) -> dict[str, pd.D
     description="H2O AutoML on TF-IDF (char n-grams + SVD) of the prompt text and the filing-time Feast features, "
     "trained on the train split, ranked on val; its label scores on the test split.",
     kinds={"h2o", "scikitlearn"},
+    code_version=code_version_of("assets/baseline.py", "evaluation/baseline.py"),
 )
 def baseline_model(
     context: AssetExecutionContext, evaluation: EvaluationResource, training_set: pd.DataFrame

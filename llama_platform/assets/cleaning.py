@@ -14,6 +14,7 @@ from dagster import (
     AssetIn,
     AssetKey,
     AssetOut,
+    DataVersion,
     MetadataValue,
     Nothing,
     Output,
@@ -23,12 +24,16 @@ from dagster import (
 from dagster_pandera import pandera_schema_to_dagster_type
 
 from llama_platform.assets.automation import follow_raw
-from llama_platform.assets.common import bar_plot, check_result, column_schema, png_markdown, preview, table_type
+from llama_platform.assets.common import bar_plot, check_result, code_version_of, column_schema, png_markdown, preview, table_type
+from llama_platform.assets.versioning import cleaned_data_version, raw_fingerprint
 from llama_platform.data import quality
 from llama_platform.data.schemas import CleanedIssuesSchema, QuarantinedIssuesSchema
 from llama_platform.data.streaming import cleaned_frame, stream_clean
 from llama_platform.resources.cleaning import CleaningResource
 from llama_platform.resources.io_manager import ParquetParts
+
+
+CLEAN_CODE_VERSION = code_version_of("assets/cleaning.py", "data")
 
 
 @multi_asset(
@@ -40,6 +45,8 @@ from llama_platform.resources.io_manager import ParquetParts
             io_manager_key="parquet_io_manager",
             automation_condition=follow_raw,
             dagster_type=table_type(CleanedIssuesSchema),
+            code_version=CLEAN_CODE_VERSION,
+            tags={"stage": "clean"},
             description="Training-ready issues: normalised, de-botted, auto-text stripped, PII/secrets redacted, near-deduplicated.",
             kinds={"pandas", "parquet"},
         ),
@@ -47,6 +54,8 @@ from llama_platform.resources.io_manager import ParquetParts
             io_manager_key="parquet_io_manager",
             automation_condition=follow_raw,
             dagster_type=pandera_schema_to_dagster_type(QuarantinedIssuesSchema),
+            code_version=CLEAN_CODE_VERSION,
+            tags={"stage": "clean"},
             description="Every raw record that could not be used, with the reason.",
             kinds={"pandas", "parquet"},
         ),
@@ -68,6 +77,8 @@ def clean(context: AssetExecutionContext, cleaning: CleaningResource):
     if context.instance.get_materialized_partitions(AssetKey("raw_issues")):
         keys = [str(k) for k in context.asset_partition_keys_for_input("raw_issues")]
     batches = io_manager.iter_batches(["raw_issues"], keys, cleaning.chunk_rows, log=context.log)
+    # Same raw rows + same code = same data version: downstream stays fresh (see assets/versioning.py).
+    data_version = DataVersion(cleaned_data_version(CLEAN_CODE_VERSION, raw_fingerprint(io_manager, keys)))
     done = 0
 
     def progress(n: int) -> None:  # a line per ~50k records: a 1M-record run logs 20, not 200
@@ -96,6 +107,7 @@ def clean(context: AssetExecutionContext, cleaning: CleaningResource):
         yield Output(
             ParquetParts(result.cleaned_parts),
             output_name="cleaned_issues",
+            data_version=data_version,
             metadata={
                 "row_count": MetadataValue.int(n_clean),
                 "raw_count": MetadataValue.int(n_raw),
@@ -116,6 +128,7 @@ def clean(context: AssetExecutionContext, cleaning: CleaningResource):
     yield Output(
         result.quarantined,
         output_name="quarantined_issues",
+        data_version=data_version,
         metadata={
             "row_count": MetadataValue.int(n_quar),
             "by_reason": MetadataValue.json(quarantined_by_reason),

@@ -25,7 +25,7 @@ from dagster import (
 
 from llama_platform.assets.automation import follow_upstream
 from llama_platform.assets.baseline import ablation_scores, baseline_scores
-from llama_platform.assets.common import png_markdown
+from llama_platform.assets.common import code_version_of, png_markdown
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.data.snapshot import read_snapshot_columns
 from llama_platform.evaluation.errors import predictions_frame, to_parquet_bytes
@@ -147,7 +147,10 @@ def _record_decision(client, name: str, version: str, decision: Decision, micro_
     client.set_model_version_tag(name, version, "gate.decision", verdict)
     client.set_model_version_tag(name, version, "gate.reasons", json.dumps(decision.reasons)[:4900])
     client.set_model_version_tag(name, version, "gate.test_micro_f1", f"{micro_f1:.4f}")
-    client.update_model_version(name, version, description=f"Promotion gate: {decision.summary()}"[:4900])
+    # Kept after what training wrote (where the version came from); a re-evaluation replaces its own part.
+    origin = (client.get_model_version(name, version).description or "").split("Promotion gate:")[0].rstrip()
+    gate = f"Promotion gate: {decision.summary()}"
+    client.update_model_version(name, version, description=(f"{origin}\n\n{gate}" if origin else gate)[:4900])
     if decision.promote:
         client.set_registered_model_alias(name, CHAMPION, version)
 
@@ -159,6 +162,8 @@ def _record_decision(client, name: str, version: str, decision: Decision, micro_
     description="Test-split F1 (micro, macro, per label), calibration and forge/language breakdowns with bootstrap "
     "CIs for the fine-tuned model vs champion, H2O and majority baselines; the promotion gate moves `champion`.",
     kinds={"pytorch", "mlflow"},
+    code_version=code_version_of("assets/evaluation.py", "evaluation", "training/inference.py"),
+    tags={"stage": "evaluate"},
     check_specs=[
         AssetCheckSpec(
             "eval_sane",

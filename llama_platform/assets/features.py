@@ -4,7 +4,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, MaterializeResult, MetadataValue, Output, asset
 
 from llama_platform.assets.automation import follow_upstream
-from llama_platform.assets.common import column_schema, preview
+from llama_platform.assets.common import code_version_of, column_schema, preview
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.data.snapshot import read_snapshot
 from llama_platform.features.online import prompt_feature_columns
@@ -27,6 +27,8 @@ def _snapshot(context: AssetExecutionContext, object_store: ObjectStoreResource)
     deps=["issue_snapshot"],
     description="Feast feature views (issue, repo, author) applied and materialised into the sqlite online store.",
     kinds={"feast", "sqlite"},
+    code_version=code_version_of("assets/features.py", "features"),
+    tags={"stage": "features"},
 )
 def issue_features(
     context: AssetExecutionContext, object_store: ObjectStoreResource, feast: FeastResource
@@ -58,6 +60,8 @@ def issue_features(
     io_manager_key="parquet_io_manager",
     description="Prompt-formatted examples (issue -> labels) joined point-in-time with Feast features.",
     kinds={"feast", "parquet"},
+    code_version=code_version_of("assets/features.py", "features", "training/prompts.py"),
+    tags={"stage": "features"},
 )
 def training_set(
     context: AssetExecutionContext, object_store: ObjectStoreResource, feast: FeastResource

@@ -6,6 +6,7 @@ covers. Refreshing windows that are already stored asks the forge only for what 
 last refresh (`since` = the stored high-water mark).
 """
 
+import hashlib
 import json
 from collections import defaultdict
 from datetime import datetime, timezone
@@ -18,6 +19,7 @@ from dagster import (
     AssetKey,
     AssetSelection,
     BackfillPolicy,
+    DataVersion,
     DefaultSensorStatus,
     DynamicPartitionsDefinition,
     MetadataValue,
@@ -32,7 +34,7 @@ from dagster import (
     sensor,
 )
 
-from llama_platform.assets.common import bar_plot, png_markdown, preview
+from llama_platform.assets.common import bar_plot, code_version_of, column_schema, png_markdown, preview
 from llama_platform.resources.forges import ForgeResource
 from llama_platform.resources.object_store import ObjectStoreResource
 from llama_platform.sources.records import is_pull_request, raw_frame
@@ -49,6 +51,38 @@ from llama_platform.sources.windows import (
 
 repo_partitions = DynamicPartitionsDefinition(name="repos")
 RAW_ASSET = AssetKey("raw_issues")
+PREVIEW_COLUMNS = ["source", "repo", "number", "updated_at", "payload_sha256"]
+RAW_COLUMN_DOCS = {
+    "source": "forge: github or gitee",
+    "repo": "OWNER/REPO on that forge",
+    "number": "issue number as the forge shows it (Gitee: I1ABCD)",
+    "updated_at": "last update time, UTC (the window is its month)",
+    "payload": "the forge's JSON for the issue and its comments, unchanged",
+    "payload_sha256": "sha256 of payload: the record's content identity",
+}
+
+
+def partition_content_hash(df: pd.DataFrame) -> str:
+    """A window's content identity: the hash of its rows' payload hashes in stored order (rows are
+    stored sorted by key), so an unchanged window hashes the same however often it is rewritten."""
+    digest = hashlib.sha256()
+    for h in df["payload_sha256"] if "payload_sha256" in df else df["payload"].map(
+        lambda p: hashlib.sha256(p if isinstance(p, bytes) else str(p).encode()).hexdigest()
+    ):
+        digest.update(str(h).encode())
+    return digest.hexdigest()[:16]
+
+
+def partition_metadata(df: pd.DataFrame) -> dict:
+    """What one raw partition holds, recorded on that partition's own materialization."""
+    n_pr = sum(is_pull_request(orjson.loads(p)["issue"]) for p in df["payload"]) if len(df) else 0
+    return {
+        "row_count": MetadataValue.int(len(df)),
+        "pull_requests": MetadataValue.int(int(n_pr)),
+        "issues": MetadataValue.int(len(df) - int(n_pr)),
+        "content_hash": partition_content_hash(df),
+        "preview": preview(df, PREVIEW_COLUMNS),
+    }
 
 
 def raw_partitions_def(history_start: str) -> MultiPartitionsDefinition:
@@ -84,6 +118,8 @@ def build_raw_issues(history_start: str):
         description="Issues and pull requests with their comments, lossless forge JSON, keyed "
         "(source, repo, number, updated_at); partitioned by repo x month of updated_at.",
         kinds={"python", "parquet"},
+        code_version=code_version_of("assets/raw.py", "sources"),
+        tags={"stage": "ingest"},
         pool="forge-api",  # one forge pass at a time per pool slot: they share the API rate limit
     )
     def raw_issues(
@@ -146,21 +182,28 @@ def build_raw_issues(history_start: str):
                                "orphan_comments": report.get("orphan_comments", 0),
                                "orphan_issues_fetched": report.get("orphan_issues_fetched", 0),
                                "refetched_issues": report.get("refetched_issues", 0)}
+        # Each partition carries its own counts, hash and preview (a single-run backfill writes many).
+        hashes = {}
+        for key, df in outputs.items():
+            meta = partition_metadata(df)
+            hashes[str(key)] = meta["content_hash"]
+            context.add_asset_metadata(meta, partition_key=key)
         total = sum(len(df) for df in outputs.values())
-        per_window = {str(k): len(v) for k, v in outputs.items()}
-        n_pr = sum(sum(is_pull_request(orjson.loads(p)["issue"]) for p in df["payload"]) for df in outputs.values())
-        preview_cols = ["source", "repo", "number", "updated_at", "payload_sha256"]
-        sample = next((df for df in outputs.values() if len(df)), pd.DataFrame(columns=preview_cols))
+        per_window = {str(k).split("|")[-1] if len(stats) == 1 else str(k): len(v) for k, v in outputs.items()}
+        sample = next((df for df in outputs.values() if len(df)), pd.DataFrame(columns=PREVIEW_COLUMNS))
+        # One data version per run (Dagster takes one per output): the hash of the written windows'
+        # hashes, so rewriting unchanged windows keeps the version and automation has nothing to do.
+        version = hashlib.sha256(json.dumps(hashes, sort_keys=True).encode()).hexdigest()[:16]
         return Output(
             outputs,
+            data_version=DataVersion(version),
             metadata={
-                "row_count": MetadataValue.int(total),
-                "pull_requests": MetadataValue.int(n_pr),
+                "run_row_count": MetadataValue.int(total),
                 "partitions_written": MetadataValue.int(len(outputs)),
                 "fetch": MetadataValue.json(stats),
-                "rows_per_window": png_markdown(bar_plot(per_window, "records per window"), "records per window")
+                "rows_per_window": png_markdown(bar_plot(per_window, "records per window (this run)"), "records per window")
                 if len(per_window) > 1 else MetadataValue.json(per_window),
-                "preview": preview(sample, preview_cols),
+                "dagster/column_schema": column_schema(sample, RAW_COLUMN_DOCS),
             },
         )
 
@@ -218,6 +261,17 @@ def _history_run_request(raw_asset, repo_key: str) -> RunRequest:
     )
 
 
+def _already_stored(store, repo_key: str, newest: datetime | None) -> bool:
+    """True when the forge's newest change is older than the last fetch of this repo (its high-water mark)."""
+    rel = _state_path(repo_key)
+    if newest is None or not store.exists(rel):
+        return False
+    state = IngestState.from_json(store.read_bytes(rel).decode())
+    # Forge timestamps have whole seconds: a change stamped in the second the fetch began may have
+    # missed it, so only one strictly before that second counts as stored.
+    return bool(state.high_water) and newest < datetime.fromisoformat(state.high_water).replace(microsecond=0)
+
+
 def make_freshness_sensor(raw_asset):
     @sensor(
         name="forge_freshness_sensor",
@@ -227,8 +281,11 @@ def make_freshness_sensor(raw_asset):
         description="Polls each repo cheaply (GitHub: conditional request, 304 when nothing changed; "
         "Gitee: one `since` request) and refreshes the current window of repos that changed.",
     )
-    def forge_freshness_sensor(context: SensorEvaluationContext, forges: ForgeResource) -> SensorResult:
+    def forge_freshness_sensor(
+        context: SensorEvaluationContext, forges: ForgeResource, object_store: ObjectStoreResource
+    ) -> SensorResult:
         cursor = json.loads(context.cursor) if context.cursor else {}
+        store = object_store.location()
         now_window = window_of(datetime.now(timezone.utc))
         requests = []
         for repo_key in context.instance.get_dynamic_partitions(repo_partitions.name):
@@ -244,7 +301,10 @@ def make_freshness_sensor(raw_asset):
             first_poll = repo_key not in cursor
             cursor[repo_key] = result.etag
             # The first poll only takes a baseline: registration already fetched the history.
-            if result.changed and not first_poll:
+            if result.changed and not first_poll and _already_stored(store, repo_key, result.newest_updated_at):
+                # e.g. `llama-platform run` fetched it after the previous poll: a refresh would return nothing new.
+                context.log.info(f"{repo_key}: changed since the last poll, but already stored by the last fetch")
+            elif result.changed and not first_poll:
                 key = MultiPartitionKey({"repo": repo_key, "window": now_window})
                 requests.append(RunRequest(partition_key=str(key), run_key=f"fresh:{repo_key}:{result.etag}"))
         return SensorResult(run_requests=requests, cursor=json.dumps(cursor, sort_keys=True))

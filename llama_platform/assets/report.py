@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+import json
 
 import pandas as pd
-from dagster import AssetKey, DagsterInstance, EnvVar
+from dagster import AssetKey, DagsterInstance, EnvVar, MetadataValue
 from dagstermill import define_dagstermill_asset
+from dagstermill.io_managers import ConfigurableLocalOutputNotebookIOManager, LocalOutputNotebookIOManager
 
+from llama_platform.assets.common import code_version_of
 from llama_platform.data.snapshot import read_snapshot
 from llama_platform.data.store import StoreLocation
 from llama_platform.resources.object_store import ObjectStoreResource
@@ -94,4 +97,37 @@ dataset_report = define_dagstermill_asset(
     "distributions and filter counts (executed notebook linked in metadata).",
     io_manager_key="output_notebook_io_manager",
     save_notebook_on_failure=True,
+    asset_tags={"stage": "report"},
+).map_asset_specs(  # dagstermill's factory takes no code_version; the spec does
+    lambda spec: spec.replace_attributes(code_version=code_version_of("assets/report.py", "../notebooks/dataset_report.ipynb"))
 )
+
+
+def notebook_figures(notebook: bytes) -> dict[str, MetadataValue]:
+    """The executed notebook's plots (its image/png outputs), as metadata of dataset_report: the
+    report is readable from the asset's page, not only as an .ipynb file on this machine."""
+    figures: dict[str, MetadataValue] = {}
+    for cell in json.loads(notebook).get("cells", []):
+        for output in cell.get("outputs", []):
+            png = output.get("data", {}).get("image/png")
+            if png:
+                png = "".join(png) if isinstance(png, list) else png
+                name = f"figure_{len(figures) + 1}"
+                figures[name] = MetadataValue.md(f"![{name}](data:image/png;base64,{png.strip()})")
+    return figures
+
+
+class _ReportNotebookIOManager(LocalOutputNotebookIOManager):
+    def handle_output(self, context, obj: bytes):
+        super().handle_output(context, obj)
+        if context.has_asset_key:
+            context.add_output_metadata(notebook_figures(obj))
+
+
+class ReportNotebookIOManager(ConfigurableLocalOutputNotebookIOManager):
+    """dagstermill's local output-notebook IO manager, which also attaches the notebook's plots."""
+
+    def create_io_manager(self, context) -> LocalOutputNotebookIOManager:
+        return _ReportNotebookIOManager(
+            base_dir=self.base_dir or context.instance.storage_directory(), asset_key_prefix=self.asset_key_prefix
+        )

@@ -9,6 +9,7 @@ import json
 from dagster import AssetExecutionContext, Failure, MaterializeResult, MetadataValue, asset
 
 from llama_platform.assets.automation import follow_upstream
+from llama_platform.assets.common import code_version_of
 from llama_platform.assets.lineage import upstream_metadata
 from llama_platform.resources.serving import EndpointResource
 from llama_platform.serving.client import smoke_request
@@ -27,6 +28,8 @@ SMOKE_INSTANCE = {
     description="KServe predictor serving the champion (V1, V2, OpenAI-compatible, maintainers' page at /ui) "
                 "on 127.0.0.1 behind API keys, smoke-tested.",
     kinds={"kserve"},
+    code_version=code_version_of("assets/serving.py", "serving"),
+    tags={"stage": "deploy"},
 )
 def deployed_endpoint(context: AssetExecutionContext, endpoint: EndpointResource) -> MaterializeResult:
     ckpt = upstream_metadata(context, "finetuned_checkpoint")

@@ -17,7 +17,7 @@ from pydantic import Field
 
 from llama_platform import __version__
 from llama_platform.assets.automation import follow_upstream
-from llama_platform.assets.common import bar_plot, check_result, png_markdown
+from llama_platform.assets.common import bar_plot, check_result, code_version_of, png_markdown
 from llama_platform.assets.lineage import upstream_metadata, upstream_partitions
 from llama_platform.data import quality
 from llama_platform.data.snapshot import list_snapshots, read_snapshot, read_snapshot_columns, write_snapshot_streaming
@@ -59,6 +59,8 @@ def _previous_label_counts(store: StoreLocation) -> tuple[str | None, dict[str, 
     automation_condition=follow_upstream,
     description="Immutable, content-addressed dataset snapshot in the object store, split train/val/test by duplicate cluster.",
     kinds={"deltalake", "s3"},
+    code_version=code_version_of("assets/snapshot.py", "data"),
+    tags={"stage": "snapshot"},
     deps=["cleaned_issues"],
     check_specs=[
         AssetCheckSpec(
@@ -108,7 +110,8 @@ def issue_snapshot(
         metadata={
             "snapshot_version": info.version,
             "content_hash": info.content_hash,
-            "uri": MetadataValue.url(info.uri) if info.uri.startswith("s3://") else MetadataValue.path(info.uri),
+            # s3:// opens nothing in a browser: text (copyable), not a link.
+            "uri": MetadataValue.text(info.uri) if info.uri.startswith("s3://") else MetadataValue.path(info.uri),
             "row_count": MetadataValue.int(sum(split_counts.values())),
             "split_counts": MetadataValue.json(split_counts),
             "label_counts": MetadataValue.json(label_counts),

@@ -23,7 +23,7 @@ from dagster import (
 from dagster._core.pipes.client import PipesClientCompletedInvocation
 
 from llama_platform.assets.automation import follow_upstream
-from llama_platform.assets.common import png_markdown
+from llama_platform.assets.common import code_version_of, png_markdown
 from llama_platform.assets.lineage import UpstreamNotMaterialised, upstream_metadata
 from llama_platform.k8s.training import HOME
 from llama_platform.resources.kubernetes import KubernetesResource
@@ -40,6 +40,8 @@ K8S_RUNS_PREFIX = "training/runs"
     automation_condition=follow_upstream,
     description="LoRA adapter on a tiny random-init Llama 4 (CPU locally), logged to MLflow and registered as a model version.",
     kinds={"pytorch", "mlflow"},
+    code_version=code_version_of("assets/training.py", "training", "k8s"),
+    tags={"stage": "train"},
     pool="training",  # one fine-tune at a time: it takes the CPUs (or the GPU)
 )
 def finetuned_checkpoint(
@@ -64,11 +66,22 @@ def finetuned_checkpoint(
         link = mlflow.run_link(reported.get("mlflow_experiment_id"), reported["mlflow_run_id"])
         extra["mlflow_run"] = MetadataValue.url(link) if mlflow.ui_url else link
     if reported.get("model_version"):
-        extra["registered_model"] = mlflow.model_link(str(reported["model_version"]))
+        link = mlflow.model_link(str(reported["model_version"]))
+        extra["registered_model"] = MetadataValue.url(link) if mlflow.ui_url else link
+        describe_version(context, mlflow, str(reported["model_version"]), len(training_set))
     plot = reported.get("loss_curve_path")
     if plot and Path(plot).exists():
         extra["loss_curve"] = png_markdown(Path(plot).read_bytes(), "training loss")
     return MaterializeResult(metadata={**(result.metadata or {}), **extra})
+
+
+def describe_version(context: AssetExecutionContext, mlflow: MLflowResource, version: str, n_examples: int) -> None:
+    """Say on the registered model version where it came from (snapshot, examples, Dagster run)."""
+    snapshot = upstream_metadata(context, "training_set").get("snapshot_version", "?")
+    mlflow.describe_model_version(version, (
+        f"LoRA fine-tune of a Llama 4 text model for issue triage (labels), trained on {n_examples} examples "
+        f"of dataset snapshot {snapshot} by Dagster run {context.run_id} (asset finetuned_checkpoint)."
+    ))
 
 
 def train_config(

@@ -148,7 +148,8 @@ class ParquetIOManager(ConfigurableIOManager):
         return pd.concat(frames, ignore_index=True)
 
     def iter_batches(
-        self, key_path: list[str], partition_keys: Sequence[str | None] = (None,), batch_rows: int = 5_000, log=None
+        self, key_path: list[str], partition_keys: Sequence[str | None] = (None,), batch_rows: int = 5_000, log=None,
+        columns: list[str] | None = None,
     ) -> Iterator[pa.RecordBatch]:
         """Stream the stored rows of `partition_keys` (None: unpartitioned) in Arrow batches of at
         most `batch_rows`: for inputs too large to load at once (same missing-partition rules)."""
@@ -157,7 +158,7 @@ class ParquetIOManager(ConfigurableIOManager):
             with store.fs.open_input_file(store.path(rel)) as f:
                 # pre_buffer keeps every column chunk read until the file closes (~1 KiB per raw row
                 # for the whole of a large partition): off, memory stays flat while streaming.
-                yield from pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=batch_rows)
+                yield from pq.ParquetFile(f, pre_buffer=False).iter_batches(batch_size=batch_rows, columns=columns)
 
 
 def read_partition(context, asset_key, partition_key: str) -> pd.DataFrame | None:

@@ -6,6 +6,9 @@ from typing import Optional
 
 from dagster import ConfigurableResource
 
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
 
 class MLflowResource(ConfigurableResource):
     tracking_uri: str
@@ -22,13 +25,27 @@ class MLflowResource(ConfigurableResource):
 
         client = MlflowClient(tracking_uri=self.tracking_uri)
         exp = client.get_experiment_by_name(self.experiment)
-        if exp is not None:
-            return exp.experiment_id
-        return client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+        if exp is None:
+            exp_id = client.create_experiment(self.experiment, artifact_location=self.artifact_location)
+        else:
+            exp_id = exp.experiment_id
+        if exp is None or exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+            # MLflow 3's UI opens an experiment of unknown kind on its (empty) traces page; this
+            # kind opens it on the runs table.
+            client.set_experiment_tag(exp_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+        return exp_id
+
+    def describe_model_version(self, version: str, description: str) -> None:
+        """Give a registered model version a description a newcomer can read in the MLflow UI."""
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=self.tracking_uri).update_model_version(
+            self.registered_model_name, str(version), description=description
+        )
 
     def run_link(self, experiment_id: str | None, run_id: str) -> str:
         if self.ui_url and experiment_id:
-            return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+            return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}?workflowType=machine_learning"
         return f"{self.tracking_uri} run {run_id}"
 
     def model_link(self, version: str) -> str:

@@ -73,6 +73,9 @@ class PollResult:
     changed: bool
     etag: str | None
     requests: int
+    # The newest record's updated_at, when the answer carried one: lets a caller see that a change
+    # is already stored (updated before its last fetch) and skip a fetch that returns nothing new.
+    newest_updated_at: datetime | None = None
 
 
 class Forge(Protocol):

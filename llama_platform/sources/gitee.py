@@ -229,4 +229,5 @@ class GiteeForge(PagedForge):
         if newest_ts is None:
             return PollResult(changed=False, etag=etag, requests=1)
         changed = cursor is None or newest_ts > cursor
-        return PollResult(changed=changed, etag=newest_ts.isoformat() if changed else etag, requests=1)
+        return PollResult(changed=changed, etag=newest_ts.isoformat() if changed else etag, requests=1,
+                          newest_updated_at=newest_ts if changed else None)

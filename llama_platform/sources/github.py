@@ -51,7 +51,7 @@ from llama_platform.sources.forge import (
     check_repo,
     redact,
 )
-from llama_platform.sources.paging import Page, PagedForge, null_items
+from llama_platform.sources.paging import Page, PagedForge, null_items, parse_updated
 from llama_platform.sources.resilience import RequestPolicy, Retry
 
 log = logging.getLogger(__name__)
@@ -268,5 +268,6 @@ class GitHubForge(PagedForge):
         if data is None:  # 304 Not Modified
             return PollResult(changed=False, etag=etag, requests=1)
         new_etag = headers.get("etag")
-        return PollResult(changed=etag is None or new_etag != etag, etag=new_etag, requests=1)
+        newest = parse_updated(data[0].get("updated_at")) if isinstance(data, list) and data and isinstance(data[0], dict) else None
+        return PollResult(changed=etag is None or new_etag != etag, etag=new_etag, requests=1, newest_updated_at=newest)
 

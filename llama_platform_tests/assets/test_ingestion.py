@@ -5,6 +5,7 @@ freshness sensor polls cheaply and asks only for windows that changed."""
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timezone
 from urllib.parse import quote
 
@@ -97,6 +98,36 @@ def test_range_backfill_writes_exactly_the_windows_asked_for_in_one_pass(platfor
     assert forge.stats()["total"] <= floor + 1
 
 
+def test_each_partition_of_a_single_run_backfill_carries_its_own_counts_and_preview(platform, forge, corpus, instance):
+    settings, defs = platform
+    instance.add_dynamic_partitions("repos", [REPO])
+    ingest = defs.resolve_job_def("ingest_job")
+    windows = ingest.partitions_def.get_partitions_def_for_dimension("window").get_partition_keys()
+    result = ingest.execute_in_process(instance=instance, tags=_tags(REPO, windows[0], windows[-1]))
+    assert result.success
+    stored = _stored_windows(settings, REPO)
+    events = {str(m.partition): m.metadata for m in result.asset_materializations_for_node("raw_issues")}
+    assert len(events) == len(windows)
+    for window, df in stored.items():
+        meta = events[str(MultiPartitionKey({"repo": REPO, "window": window}))]
+        assert meta["row_count"].value == len(df)
+        n_pr = sum('"pull_request"' in str(p) and '"html_url": null' not in str(p) for p in df["payload"])
+        assert meta["pull_requests"].value + meta["issues"].value == len(df) and meta["pull_requests"].value <= n_pr
+        if len(df):  # the preview shows this window's own rows
+            assert str(df["number"].iloc[0]) in meta["preview"].value
+    # the UI's per-partition counts add up to what is stored, and to the forge's issue count
+    assert sum(m["row_count"].value for m in events.values()) == sum(len(df) for df in stored.values())
+    issues, _ = _corpus_items(corpus, REPO)
+    since = pd.Timestamp(windows[0], tz="UTC")
+    assert sum(m["row_count"].value for m in events.values()) == sum(_ts(i["updated_at"]) >= since for i in issues)
+    # an unchanged re-run rewrites the same content: same per-partition hashes and data version
+    again = ingest.execute_in_process(instance=instance, tags=_tags(REPO, windows[0], windows[-1]))
+    second = {str(m.partition): m.metadata for m in again.asset_materializations_for_node("raw_issues")}
+    assert {k: m["content_hash"].value for k, m in second.items()} == {k: m["content_hash"].value for k, m in events.items()}
+    versions = {m.tags["dagster/data_version"] for r in (result, again) for m in r.asset_materializations_for_node("raw_issues")}
+    assert len(versions) == 1
+
+
 def test_refresh_costs_what_changed_and_rerunning_is_idempotent(platform, forge, corpus, instance):
     settings, defs = platform
     instance.add_dynamic_partitions("repos", [REPO])
@@ -127,7 +158,7 @@ def test_freshness_sensor_polls_cheaply_and_requests_only_changed_repos(platform
     settings, defs = platform
     instance.add_dynamic_partitions("repos", [REPO])
     sensor = defs.resolve_sensor_def("forge_freshness_sensor")
-    resources = {"forges": defs.resources["forges"]}
+    resources = {"forges": defs.resources["forges"], "object_store": defs.resources["object_store"]}
 
     def tick(cursor):
         with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
@@ -147,6 +178,33 @@ def test_freshness_sensor_polls_cheaply_and_requests_only_changed_repos(platform
     assert [r.partition_key for r in changed.run_requests] == [str(MultiPartitionKey({"repo": REPO, "window": now_window}))]
     # The cursor survives restarts: it is plain JSON handed back by Dagster on the next tick.
     assert tick(changed.cursor).run_requests == []
+
+
+def test_freshness_sensor_skips_a_change_the_last_fetch_already_stored(platform, forge, instance):
+    """A change fetched by a run after the previous poll (`llama-platform run`) triggers no refresh:
+    it would return nothing new."""
+    settings, defs = platform
+    instance.add_dynamic_partitions("repos", [REPO])
+    sensor = defs.resolve_sensor_def("forge_freshness_sensor")
+    resources = {"forges": defs.resources["forges"], "object_store": defs.resources["object_store"]}
+
+    def tick(cursor):
+        with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as ctx:
+            return sensor(ctx)
+
+    ingest = defs.resolve_job_def("ingest_job")
+    windows = ingest.partitions_def.get_partitions_def_for_dimension("window").get_partition_keys()
+    assert ingest.execute_in_process(instance=instance, tags=_tags(REPO, windows[0], windows[-1])).success
+    baseline = tick(None)
+    forge.mutate("github", "tensorflux/tensorflux", "add_issue", fields={"title": "Crash when saving"})
+    time.sleep(1.1)  # forge timestamps have whole seconds: the fetch must begin in a later one
+    now_key = str(MultiPartitionKey({"repo": REPO, "window": window_of(datetime.now(timezone.utc))}))
+    assert ingest.execute_in_process(instance=instance, partition_key=now_key).success  # the pipeline's fetch
+    after = tick(baseline.cursor)
+    assert after.run_requests == []
+    # a change after that fetch is still refreshed
+    forge.mutate("github", "tensorflux/tensorflux", "add_issue", fields={"title": "Hangs on exit"})
+    assert [r.partition_key for r in tick(after.cursor).run_requests] == [now_key]
 
 
 def test_wire_format_repo_stores_every_record_and_records_what_the_forge_lacked(tmp_path, instance):

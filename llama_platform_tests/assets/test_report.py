@@ -8,11 +8,10 @@ from pathlib import Path
 import nbformat
 import pytest
 from dagster import AssetKey, Definitions, define_asset_job, execute_job, instance_for_test, materialize, reconstructable
-from dagstermill import ConfigurableLocalOutputNotebookIOManager
 from nbclient import NotebookClient
 
 from llama_platform.assets.cleaning import clean
-from llama_platform.assets.report import NOTEBOOK_PATH, dataset_report
+from llama_platform.assets.report import NOTEBOOK_PATH, ReportNotebookIOManager, dataset_report
 from llama_platform.assets.snapshot import issue_snapshot
 from llama_platform.resources.cleaning import CleaningResource
 from llama_platform.resources.io_manager import ParquetIOManager
@@ -35,7 +34,7 @@ def report_job():
         jobs=[define_asset_job("report_job", selection=["dataset_report"])],
         resources={
             "object_store": ObjectStoreResource.configure_at_launch(),
-            "output_notebook_io_manager": ConfigurableLocalOutputNotebookIOManager.configure_at_launch(),
+            "output_notebook_io_manager": ReportNotebookIOManager.configure_at_launch(),
         },
     )
     return defs.resolve_job_def("report_job")
@@ -102,6 +101,11 @@ def test_dagster_executes_the_report_notebook(platform, home):
     assert notebook_path.is_file() and notebook_path.is_relative_to(home / "notebooks")
     executed = nbformat.read(notebook_path, as_version=4)
     _assert_report(executed)
+    # Its plots are on the asset too, as inline PNGs (one per figure the notebook drew).
+    n_png = sum("image/png" in o.get("data", {}) for c in executed.cells for o in c.get("outputs", []))
+    figures = [k for k in event.asset_materialization.metadata if k.startswith("figure_")]
+    assert n_png >= 4 and len(figures) == n_png
+    assert event.asset_materialization.metadata["figure_1"].value.startswith("![figure_1](data:image/png;base64,iVBOR")
     # The report says which snapshot it describes, in the notebook and on the asset.
     version = _version(instance)
     assert any(version in o.get("text", "") for c in executed.cells for o in c.get("outputs", []))

@@ -31,11 +31,15 @@ def test_champion_moves_only_on_promote(tmp_path):
     assert first.description.startswith("Promotion gate: PROMOTE")
 
     client.set_registered_model_alias(NAME, CANDIDATE, v2)
+    client.update_model_version(NAME, v2, description="Trained on snapshot abc by run r1.")
     _record_decision(client, NAME, v2, Decision(False, ["does not beat champion"]), 0.65)
+    _record_decision(client, NAME, v2, Decision(False, ["does not beat champion"]), 0.65)  # re-evaluated
     assert _version_by_alias(client, NAME, CHAMPION).version == v1  # unchanged
     second = client.get_model_version(NAME, v2)
     assert second.tags["gate.decision"] == "refuse" and CANDIDATE in second.aliases
     assert "REFUSE: does not beat champion" in second.description
+    # where the version came from stays; the verdict follows it once
+    assert second.description.startswith("Trained on snapshot abc") and second.description.count("Promotion gate:") == 1
 
 
 @pytest.mark.slow  # trains a tiny model (a few steps) to register a real version
