@@ -53,12 +53,6 @@ CANDIDATE, CHAMPION = "candidate", "champion"
 FINETUNED, H2O, MAJORITY = "fine-tuned", "h2o", "majority"
 
 
-def _client(mlflow: MLflowResource):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=mlflow.tracking_uri, registry_uri=mlflow.tracking_uri)
-
-
 def _version_by_alias(client, name: str, alias: str):
     from mlflow.exceptions import MlflowException
 
@@ -201,7 +195,7 @@ def model_evaluation(
     truth = indicator(test["labels"].tolist(), LABELS)
     name, version = mlflow.registered_model_name, ckpt.get("model_version")
     version = str(version) if version is not None else None
-    client = _client(mlflow)
+    client = mlflow.client()
     if version is not None:
         current = _version_by_alias(client, name, CANDIDATE)
         if current is None or str(current.version) != version:

@@ -95,7 +95,8 @@ def run_study(
     space = space or SEARCH_SPACE
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    client = mlflow.tracking.MlflowClient(tracking_uri=base_config["mlflow_tracking_uri"])
+    uri = base_config["mlflow_tracking_uri"]
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = base_config.get("mlflow_experiment", "llama-platform")
     exp = client.get_experiment_by_name(experiment)
     experiment_id = exp.experiment_id if exp else client.create_experiment(experiment)

@@ -19,11 +19,16 @@ class MLflowResource(ConfigurableResource):
     # Where the experiment keeps artifacts (a folder URI locally, s3:// on MinIO); set on creation.
     artifact_location: Optional[str] = None
 
-    def ensure_experiment(self) -> str:
-        """Create the experiment with our artifact location if it is new; return its id."""
+    def client(self):
+        """A client on our tracking store *and* its registry: MLflow otherwise takes the registry from
+        process-wide state (mlflow.set_registry_uri / MLFLOW_REGISTRY_URI) that other code may have set."""
         from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=self.tracking_uri)
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def ensure_experiment(self) -> str:
+        """Create the experiment with our artifact location if it is new; return its id."""
+        client = self.client()
         exp = client.get_experiment_by_name(self.experiment)
         if exp is None:
             exp_id = client.create_experiment(self.experiment, artifact_location=self.artifact_location)
@@ -37,9 +42,7 @@ class MLflowResource(ConfigurableResource):
 
     def describe_model_version(self, version: str, description: str) -> None:
         """Give a registered model version a description a newcomer can read in the MLflow UI."""
-        from mlflow.tracking import MlflowClient
-
-        MlflowClient(tracking_uri=self.tracking_uri).update_model_version(
+        self.client().update_model_version(
             self.registered_model_name, str(version), description=description
         )
 

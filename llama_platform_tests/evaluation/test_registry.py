@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from llama_platform.assets.evaluation import CANDIDATE, CHAMPION, _client, _record_decision, _version_by_alias
+from llama_platform.assets.evaluation import CANDIDATE, CHAMPION, _record_decision, _version_by_alias
 from llama_platform.evaluation.gate import Decision
 from llama_platform.resources.mlflow import MLflowResource
 
@@ -15,7 +15,7 @@ NAME = "triage-registry-test"
 
 def test_champion_moves_only_on_promote(tmp_path):
     mlflow = MLflowResource(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", registered_model_name=NAME)
-    client = _client(mlflow)
+    client = mlflow.client()
     client.create_registered_model(NAME)
     (tmp_path / "m").mkdir()
     v1 = client.create_model_version(NAME, source=str(tmp_path / "m")).version
@@ -57,7 +57,7 @@ def test_champion_is_downloaded_and_scored(tmp_path):
                                registered_model_name=NAME, max_steps=2, batch_size=8, seq_len=160, hidden_size=32,
                                num_layers=2, vocab_size=400), log=lambda m: None, show_progress=False)
     mlflow = MLflowResource(tracking_uri=tracking, registered_model_name=NAME)
-    client = _client(mlflow)
+    client = mlflow.client()
     client.set_registered_model_alias(NAME, CHAMPION, str(result["model_version"]))
     prompts = ["Triage this issue.\nTitle: crash\nLabels:", "Triage this issue.\nTitle: docs typo\nLabels:"]
     pred = score_alias(mlflow, CHAMPION, prompts)
