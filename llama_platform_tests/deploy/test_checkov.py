@@ -20,7 +20,7 @@ def checkov() -> str:
         # `make test` builds it first; a direct pytest run builds it here.
         made = subprocess.run(["make", "-C", str(REPO), "checkov"], capture_output=True, text=True, timeout=900)
         if made.returncode != 0 or not CHECKOV.exists():
-            pytest.skip(f"checkov could not be installed into .venv-checkov (`make checkov`): {made.stderr[-500:]}")
+            pytest.fail(f"checkov could not be installed into .venv-checkov (`make checkov`): {made.stderr[-500:]}")
     return str(CHECKOV)
 
 
