@@ -117,7 +117,7 @@ class ServingShape:
     cpu: str = "4"
     memory: str = "24Gi"
     max_batch: int = 32
-    max_wait_ms: float = 10.0
+    max_wait_ms: float = 0.0  # batches fill while the GPU is busy (serving/triage.py MicroBatcher)
 
 
 def inference_service(storage_uri: str, canary_traffic_percent: int | None = None,
