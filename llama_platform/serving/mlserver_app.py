@@ -18,6 +18,10 @@ adds them to the apps MLServer builds, before it builds them):
   this does not touch.
 - Liveness/readiness (`/v2/health/*`, `/v2/models/<m>/ready`) stay open for the kubelet and the agent.
 - The metrics port's `/metrics` needs `admin`, as the KServe app's /metrics does.
+- Compressed request bodies are refused (415): MLServer would inflate them past the body limit.
+
+V2's streaming routes (`infer_stream`, `generate_stream`) are checked by the runtime too, but there a
+refusal can only break the stream MLServer has already answered 200 (a classifier has no use for them).
 
 Refusals the runtime raises on V2 (`Refused`) keep their headers (`Retry-After`, `WWW-Authenticate`):
 MLServer renders its exceptions without headers, so an exception handler for `Refused` is added to
@@ -31,6 +35,7 @@ model load, which would make a new `Refused` class each time.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from typing import Sequence
@@ -43,6 +48,9 @@ from mlserver.metrics.server import MetricsServer
 from mlserver.rest import errors as rest_errors
 from mlserver.rest import server as rest_server
 from mlserver.rest.responses import Response
+from starlette.datastructures import Headers
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llama_platform.serving.auth import KeyFileError, KeyStore, SecurityMiddleware, keys_from_env
 
@@ -74,6 +82,23 @@ async def _refused(_: Request, exc: Refused) -> Response:
     return Response(status_code=exc.status_code, content={"error": str(exc)}, headers=exc.headers)
 
 
+class NoCompressedBodies:
+    """MLServer gunzips `Content-Encoding: gzip` request bodies whole, after the body limit has seen
+    only the compressed bytes (a 1 MiB bomb inflates to ~1 GiB), so compressed bodies are refused."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            encoding = Headers(scope=scope).get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                await JSONResponse({"error": f"compressed request bodies ({encoding}) are not accepted: send them "
+                                             "uncompressed"}, status_code=415)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def install(keys: KeyStore, max_body_bytes: int = 1 << 20, rate_per_s: float = 50.0, burst: float = 100.0) -> None:
     """Wire the front door into the MLServer apps built after this call (in this process)."""
     rest_errors._EXCEPTION_HANDLERS.setdefault(Refused, _refused)
@@ -81,7 +106,8 @@ def install(keys: KeyStore, max_body_bytes: int = 1 << 20, rate_per_s: float = 5
         grpc_utils.STATUS_CODE_MAPPING.setdefault(status, code)
 
     def guarded(app: FastAPI, checked_by_app: re.Pattern | None = None) -> FastAPI:
-        # add_middleware puts it outermost: it sees every request before MLServer's own middleware.
+        # add_middleware puts each outermost: keys and limits first, then no compressed bodies, then MLServer's.
+        app.add_middleware(NoCompressedBodies)
         app.add_middleware(SecurityMiddleware, keys=keys, max_body_bytes=max_body_bytes, rate_per_s=rate_per_s,
                            burst=burst, checked_by_app=checked_by_app)
         return app
@@ -98,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rate-per-s", type=float, default=50.0, help="default per-key rate (MLServer's own routes)")
     p.add_argument("--burst", type=float, default=100.0)
     args, mlserver_args = p.parse_known_args(sys.argv[1:] if argv is None else argv)
+    ours = logging.getLogger("llama_platform")
+    if not ours.handlers:  # MLServer configures only its own loggers; ours log key ids and reloads, never keys
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
+        ours.addHandler(handler)
+        ours.setLevel(logging.INFO)
     try:
         keys = keys_from_env()
     except KeyFileError as exc:

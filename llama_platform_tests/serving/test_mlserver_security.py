@@ -7,6 +7,7 @@ one KServe server share a keys file; the bad-input table runs against both and c
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 from pathlib import Path
@@ -156,6 +157,17 @@ def test_body_over_the_limit_is_413(servers, path, chunked):
     assert r.status_code == 413 and _error(r) == f"request body larger than {LIMIT} bytes"
 
 
+def test_compressed_bodies_are_refused(servers):
+    # MLServer would inflate a gzip body whole, past the body limit (which saw only the compressed bytes).
+    ml_url, _, _, _ = servers
+    bomb = gzip.compress(json.dumps({"instances": [{"title": "x" * 3_000_000, "repo": "a/b"}]}).encode())
+    assert len(bomb) < LIMIT
+    for path in (f"/v2/models/{MODEL}/infer", f"/v1/models/{MODEL}:predict"):
+        r = httpx.post(f"{ml_url}{path}", content=bomb,
+                       headers={**_auth(PREDICT_KEY), "content-encoding": "gzip", "content-type": "application/json"})
+        assert r.status_code == 415 and "compressed request bodies (gzip) are not accepted" in _error(r)
+
+
 # The bad-input table of test_security.py; /v1/triage (the page's route, KServe only) becomes V1 predict.
 # KServe parses V1 JSON itself (its own message); everything else is our parsing on both runtimes.
 BAD_INPUT = [
@@ -239,7 +251,7 @@ def test_no_prompt_key_or_token_in_the_log(servers):
     httpx.post(f"{ml_url}/v1/models/{MODEL}:predict", json={"instances": [{**issue, "repo": 5}]}, headers=_auth(PREDICT_KEY))
     httpx.post(f"{ml_url}/v2/models/{MODEL}/infer", json=v2_body([issue]), headers=_auth("lpk_wrong_" + SECRET_TITLE))
     text = ml.log_path.read_text(errors="replace")
-    assert "Loaded model" in text  # the log is being written
+    assert "Loaded model" in text and "serving keys loaded: 4" in text  # the log is being written
     for secret in (SECRET_TITLE, PREDICT_KEY, ADMIN_TOKEN, hash_key(PREDICT_KEY)[7:]):
         assert secret not in text
 
