@@ -18,10 +18,11 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /opt/llama-platform
 COPY deploy/docker/mlserver-constraints.txt ./constraints.txt
-# torch first from the CPU index, so the CUDA build is never pulled; then MLServer and what the
-# runtime imports (model: transformers, peft, tokenizers, safetensors; registry: the MLflow client;
-# s3:// artifacts: boto3), every one at the lock's version.
-RUN pip install --index-url "$TORCH_INDEX_URL" -c constraints.txt torch==2.13.0
+# torch first: the lock pins torch==2.13.0+cpu, a version only the CPU index has, so the CUDA build is
+# never pulled, while its dependencies come from PyPI at the lock's versions (the CPU index alone
+# lacks some). Then MLServer and what the runtime imports (model: transformers, peft, tokenizers,
+# safetensors; registry: the MLflow client; s3:// artifacts: boto3), every one at the lock's version.
+RUN pip install --extra-index-url "$TORCH_INDEX_URL" -c constraints.txt torch==2.13.0
 RUN pip install -c constraints.txt \
       mlserver==1.7.1 \
       transformers==5.24.0 \

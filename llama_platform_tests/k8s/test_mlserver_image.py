@@ -147,7 +147,8 @@ def test_packages_are_pinned_to_the_tested_lock(parsed):
     pins = installed_pins(parsed)
     assert pins["mlserver"] == "1.7.1" and pins["torch"] == "2.13.0"
     torch_run = next(i["value"] for i in parsed.structure if i["instruction"] == "RUN" and "torch==" in i["value"])
-    assert '--index-url "$TORCH_INDEX_URL"' in torch_run and "-c constraints.txt" in torch_run
+    assert '--extra-index-url "$TORCH_INDEX_URL"' in torch_run and "-c constraints.txt" in torch_run
+    assert lock_pins()["torch"] == "2.13.0+cpu"  # only the CPU index has it: never the CUDA build
     assert "TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu" in [
         i["value"] for i in parsed.structure if i["instruction"] == "ARG"]
     # Every install line is constrained by the lock, and every pin is the lock's version.
@@ -170,6 +171,7 @@ def test_lock_agrees_with_the_tested_environments(parsed):
     assert not stale, f"run `make mlserver-constraints`: lock vs tested versions differ: {stale}"
     for name in MLSERVER_OWN:  # MLServer's own, older than the main venv's
         assert lock[name] == dists[name].version
+    assert lock["setuptools"] == importlib.metadata.version("setuptools")  # torch needs it: not left floating
 
 
 def _runtime_imports() -> set[str]:
