@@ -112,21 +112,22 @@ class TriageRuntime(MLModel):
         except Overloaded as exc:
             raise Refused(503, str(exc), {"Retry-After": str(exc.retry_after)}) from None
 
-    def _admit(self, headers: dict | None, content_length: bool = False) -> None:
-        """Key, scope (every route here needs `predict`) and rate limit; raise Refused if not admitted."""
+    def _admit(self, headers: dict | None) -> None:
+        """Key, scope (every route here needs `predict`), rate limit and the declared body size (as the
+        KServe app checks them, in that order); raise Refused if not admitted."""
         headers = {str(k).lower(): v for k, v in (headers or {}).items()}
         verdict = self._gate.admit("predict", presented_key(headers))
         if isinstance(verdict, Refusal):
             raise Refused(verdict.status, verdict.message, verdict.headers)
         length = str(headers.get("content-length", ""))
-        if content_length and length.isdigit() and int(length) > self._max_body_bytes:
+        if length.isdigit() and int(length) > self._max_body_bytes:
             verdict = too_large(self._max_body_bytes)
             raise Refused(verdict.status, verdict.message)
 
     async def _admitted(self, request: Request) -> Request | Response:
         """For the custom handlers: the request with its body read (at most the limit), or the refusal."""
         try:
-            self._admit(dict(request.headers), content_length=True)
+            self._admit(dict(request.headers))
             chunks, total = [], 0
             async for chunk in request.stream():
                 total += len(chunk)
@@ -149,7 +150,7 @@ class TriageRuntime(MLModel):
         return Request(request.scope, replay)
 
     async def predict(self, payload: InferenceRequest) -> InferenceResponse:
-        self._admit(payload.parameters.headers if payload.parameters else None, content_length=True)
+        self._admit(payload.parameters.headers if payload.parameters else None)
         try:
             instances = v2_instances({i.name: _flatten(i.data.root) for i in payload.inputs},
                                      {i.name: str(getattr(i.datatype, "value", i.datatype)) for i in payload.inputs})
