@@ -60,7 +60,9 @@ def _mlserver(tmp: Path, keys: Path, extra: dict | None = None, args: tuple[str,
         tmp, MODEL,
         {"extra": {"model_factory": "llama_platform_tests.serving.keyword_model:KeywordModel",
                    "feature_lookup": FEATURES, "max_body_bytes": LIMIT, **(extra or {})}},
-        env={"LLAMA_PLATFORM_API_KEY": "", "LLAMA_PLATFORM_SERVING_KEYS_FILE": str(keys)},
+        # gRPC's body limit, as the Seldon Server sets it (k8s/serving.py).
+        env={"LLAMA_PLATFORM_API_KEY": "", "LLAMA_PLATFORM_SERVING_KEYS_FILE": str(keys),
+             "MLSERVER_GRPC_MAX_MESSAGE_LENGTH": str(LIMIT)},
         args=("--max-body-bytes", str(LIMIT), *args))
 
 
@@ -198,7 +200,7 @@ def test_bad_input_is_400_with_the_same_reason_as_kserve(servers, path, body, me
         assert errors[0] == errors[1]
 
 
-def test_grpc_infer_checks_the_same_keys(servers):
+def test_grpc_infer_checks_the_same_keys_and_size(servers):
     _, ml, _, _ = servers
     request = pb.ModelInferRequest(model_name=MODEL, inputs=[
         pb.ModelInferRequest.InferInputTensor(name=k, datatype="BYTES", shape=[1],
@@ -211,6 +213,11 @@ def test_grpc_infer_checks_the_same_keys(servers):
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "missing or invalid API key" in refused.value.details()
         answer = stub.ModelInfer(request, metadata=[("authorization", f"Bearer {PREDICT_KEY}")], timeout=30)
+        big = pb.ModelInferRequest(model_name=MODEL, inputs=[pb.ModelInferRequest.InferInputTensor(
+            name="title", datatype="BYTES", shape=[1], contents=pb.InferTensorContents(bytes_contents=[b"x" * 5000]))])
+        with pytest.raises(grpc.RpcError) as too_big:
+            stub.ModelInfer(big, metadata=[("authorization", f"Bearer {PREDICT_KEY}")], timeout=30)
+        assert too_big.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     outputs = {o.name: o for o in answer.outputs}
     assert json.loads(outputs["labels"].contents.bytes_contents[0]) == ["bug"]
     assert outputs["scores"].datatype == "FP32" and len(outputs["scores"].contents.fp32_contents) == 4
