@@ -348,9 +348,14 @@ def validate_seldon(obj: dict) -> dict:
 
 def mlserver_model_settings(name: str, parameters: dict | None = None) -> dict:
     """The model-settings.json MLServer reads next to a model (Seldon Core 2 loads it from the Model's
-    storageUri folder): our runtime, MLServer's own adaptive batching off (the shared batcher does it)."""
+    storageUri folder): our runtime, MLServer's own adaptive batching off (the shared batcher does it),
+    and by default the model is the folder holding this file (`uri` "." is resolved against it).
+
+    Seldon's agent rewrites this file keeping only name, implementation and parameters' uri and
+    version: `parameters.extra` does not survive there, so the runtime's defaults (the KServe
+    server's) apply on Seldon, and the body limit comes from the Server's args."""
     return {"name": name, "implementation": "llama_platform.serving.mlserver_runtime.TriageRuntime",
-            "max_batch_size": 0, "parameters": parameters or {}}
+            "max_batch_size": 0, "parameters": {"uri": "."} if parameters is None else parameters}
 
 
 def seldon_server(shape: ServingShape = ServingShape()) -> dict:

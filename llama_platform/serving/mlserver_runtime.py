@@ -8,7 +8,8 @@ OpenAI-compatible /v1/chat/completions and /v1/models (routes.py).
 model-settings.json:
 
     {"name": "llama4-triage", "implementation": "llama_platform.serving.mlserver_runtime.TriageRuntime",
-     "parameters": {"uri": "<model dir>",            # or extra.model_uri / extra.registered_model
+     "parameters": {"uri": ".",  # the model dir: absolute, or relative to this file; or extra.model_uri /
+                                 # extra.registered_model
                     "extra": {"tracking_uri": "...", "batching": true, "max_batch": 32, "max_wait_ms": 10,
                               "max_queue": 256, "max_instances": 64,
                               "max_body_bytes": 1048576, "rate_per_s": 50, "burst": 100}}}
@@ -44,6 +45,7 @@ from mlserver import MLModel
 from mlserver.errors import MLServerError
 from mlserver.handlers import custom_handler
 from mlserver.types import InferenceRequest, InferenceResponse, ResponseOutput
+from mlserver.utils import get_model_uri
 
 from llama_platform.serving.auth import Gate, Refusal, keys_from_env, presented_key, too_large
 from llama_platform.serving.mlserver_app import Refused
@@ -94,7 +96,9 @@ class TriageRuntime(MLModel):
             model = _load_object(extra["model_factory"])()
         elif extra.get("registered_model"):
             model_uri, note = resolve_registered_model(extra["registered_model"], extra["tracking_uri"])
-        model_dir = params.uri if params and params.uri and model is None and not model_uri else None
+        # parameters.uri: absolute, or relative to the model-settings.json (Seldon's layout: ".").
+        model_dir = await get_model_uri(self.settings) if params and params.uri and model is None and not model_uri \
+            else None
         feature_lookup = _load_object(extra["feature_lookup"])() if extra.get("feature_lookup") else None
         self.service = TriageService(model=model, model_dir=model_dir, model_uri=model_uri,
                                      tracking_uri=extra.get("tracking_uri"), feature_lookup=feature_lookup,

@@ -252,7 +252,7 @@ def test_the_seldon_server_starts_the_image_as_it_means(parsed):
     assert ours["envFrom"] == [{"secretRef": {"name": common.SERVING_KEYS_SECRET}}]
     assert ours["securityContext"]["readOnlyRootFilesystem"] is True
     assert {m["mountPath"] for m in ours["volumeMounts"]} >= {"/tmp", parsed.envs["HOME"]}
-    # deploy/k8s's Server is the same container (the platform re-applies the built one at run time).
+    # deploy/k8s's Server is the same container as the one k8s/serving.py builds.
     theirs = _container(manifest)
     for field in ("name", "image", "args", "envFrom", "env", "securityContext", "volumeMounts"):
         assert theirs[field] == ours[field], field

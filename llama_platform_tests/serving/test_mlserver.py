@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,12 +28,18 @@ ISSUES = [
 ]
 
 
-def start_mlserver(tmp: Path, name: str, parameters: dict, env: dict | None = None, args: tuple[str, ...] = ()):
+def start_mlserver(tmp: Path, name: str, parameters: dict | None, env: dict | None = None, args: tuple[str, ...] = (),
+                   model_dir: Path | None = None):
+    """MLServer serving `name`; with `model_dir`, laid out as Seldon's agent does: the model's files
+    and its model-settings.json in one folder (parameters None: the default settings, uri ".")."""
     python = MLSERVER_VENV / "bin" / "python"
     assert (MLSERVER_VENV / "bin" / "mlserver").exists(), \
         f"{MLSERVER_VENV} has no mlserver: run `make mlserver-env` (MLServer needs its own venv)"
     models = tmp / "mlserver"
-    (models / name).mkdir(parents=True)
+    if model_dir is not None:
+        shutil.copytree(model_dir, models / name)
+    else:
+        (models / name).mkdir(parents=True)
     http, grpc, metrics = free_port(), free_port(), free_port()
     (models / "settings.json").write_text(json.dumps({
         "host": "127.0.0.1", "http_port": http, "grpc_port": grpc, "metrics_port": metrics,
@@ -135,7 +142,8 @@ def test_real_model_same_answers_in_both_runtimes(tmp_path):
     model_dir = Path(train_tiny(tmp_path)["model_dir"])
     procs = []
     try:
-        ml_url, ml = start_mlserver(tmp_path, "llama4-triage", {"uri": str(model_dir)})
+        # Seldon's layout: the model-settings.json (default settings, uri ".") inside the model's folder.
+        ml_url, ml = start_mlserver(tmp_path, "llama4-triage", None, model_dir=model_dir)
         procs.append(ml)
         ks_url, ks = start_kserve(tmp_path, ["llama_platform.serving.server", "--model-dir", str(model_dir),
                                              "--name", "llama4-triage"])
