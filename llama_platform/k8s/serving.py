@@ -50,6 +50,7 @@ from llama_platform.k8s.common import (
     labels,
     pod_security_context,
     scratch_volumes,
+    secret_env,
 )
 
 MODEL_NAME = "llama4-triage"
@@ -59,8 +60,11 @@ SERVING_RUNTIME = "llama-platform-predictor"  # the ServingRuntime running llama
 SELDON_SERVER = "llama-platform-mlserver"
 SELDON_SERVER_CONFIG = "mlserver"  # Seldon Core 2's stock MLServer ServerConfig
 SELDON_REQUIREMENT = "llama-platform-triage"  # capability the Server offers and the Models require
-# MLServer with llama_platform and the model stack installed (the stock MLServer image has no torch).
+# MLServer with llama_platform and the model stack installed (the stock MLServer image has no torch):
+# deploy/docker/mlserver.Dockerfile, whose entrypoint is MLSERVER_MODULE (MLServer behind our keys).
 MLSERVER_IMAGE = "ghcr.io/llama-platform/mlserver-triage:0.1.0"
+MLSERVER_MODULE = "llama_platform.serving.mlserver_app"
+MAX_BODY_BYTES = 1 << 20  # the KServe server's default (--max-body-bytes), for both runtimes
 KEYS_MOUNT = "/etc/llama-platform/serving-keys"
 KEYS_FILE = "keys.json"  # the key in SERVING_KEYS_SECRET holding {"keys": [...]} (hashes only)
 
@@ -344,15 +348,22 @@ def validate_seldon(obj: dict) -> dict:
 
 def mlserver_model_settings(name: str, parameters: dict | None = None) -> dict:
     """The model-settings.json MLServer reads next to a model (Seldon Core 2 loads it from the Model's
-    storageUri folder): our runtime, MLServer's own adaptive batching off (the shared batcher does it)."""
+    storageUri folder): our runtime, MLServer's own adaptive batching off (the shared batcher does it),
+    and by default the model is the folder holding this file (`uri` "." is resolved against it).
+
+    Seldon's agent rewrites this file keeping only name, implementation and parameters' uri and
+    version: `parameters.extra` does not survive there, so the runtime's defaults (the KServe
+    server's) apply on Seldon, and the body limit comes from the Server's args."""
     return {"name": name, "implementation": "llama_platform.serving.mlserver_runtime.TriageRuntime",
-            "max_batch_size": 0, "parameters": parameters or {}}
+            "max_batch_size": 0, "parameters": {"uri": "."} if parameters is None else parameters}
 
 
 def seldon_server(shape: ServingShape = ServingShape()) -> dict:
     """An MLServer Server offering the triage runtime (our image: llama_platform installed)."""
     ns, sa = SERVICE_ACCOUNTS["model_server"]
     volumes, mounts = scratch_volumes("10Gi")
+    volumes.append(V1Volume(name="serving-keys", secret=V1SecretVolumeSource(secret_name=SERVING_KEYS_SECRET)))
+    mounts.append(V1VolumeMount(name="serving-keys", mount_path=KEYS_MOUNT, read_only=True))
     api = ApiClient()
     pod_spec = {
         "serviceAccountName": sa,
@@ -365,11 +376,22 @@ def seldon_server(shape: ServingShape = ServingShape()) -> dict:
         "containers": [{
             "name": "mlserver",
             "image": MLSERVER_IMAGE,
+            # The image's entrypoint (MLSERVER_MODULE) takes these; the ServerConfig sets MLSERVER_MODELS_DIR.
+            "args": [f"--max-body-bytes={MAX_BODY_BYTES}", "start", "$(MLSERVER_MODELS_DIR)"],
+            # Keys as on KServe: the hashed keys file from the mounted Secret, or its plain key as env.
+            "envFrom": api.sanitize_for_serialization(secret_env(SERVING_KEYS_SECRET)),
+            "env": [
+                {"name": "LLAMA_PLATFORM_SERVING_KEYS_FILE", "value": f"{KEYS_MOUNT}/{KEYS_FILE}"},
+                # The stock ServerConfig runs one worker process; our custom handlers need the request in-process.
+                {"name": "MLSERVER_PARALLEL_WORKERS", "value": "0"},
+                # gRPC's body limit (REST's is the entrypoint's --max-body-bytes).
+                {"name": "MLSERVER_GRPC_MAX_MESSAGE_LENGTH", "value": str(MAX_BODY_BYTES)},
+            ],
             "securityContext": api.sanitize_for_serialization(container_security_context()),
             "volumeMounts": api.sanitize_for_serialization(mounts),
             "resources": {"requests": {"cpu": shape.cpu, "memory": shape.memory,
                                        **({GPU_RESOURCE: str(shape.gpus)} if shape.gpus else {})},
-                          "limits": {"memory": shape.memory,
+                          "limits": {"cpu": shape.cpu, "memory": shape.memory,
                                      **({GPU_RESOURCE: str(shape.gpus)} if shape.gpus else {})}},
         }],
     }

@@ -44,6 +44,7 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llama_platform import settings
 from llama_platform.serving import metrics
 
 log = logging.getLogger(__name__)
@@ -198,6 +199,16 @@ class KeyStore:
         return key
 
 
+def keys_from_env() -> KeyStore:
+    """The keys every runtime serves with: the mounted Secret file (re-read on change), its JSON in
+    an env var, and/or one plain key (the local profile). Raises KeyFileError when none is set."""
+    return KeyStore(
+        path=settings.secret_from_env(settings.SERVING_KEYS_FILE_ENV),
+        keys_json=settings.secret_from_env(settings.SERVING_KEYS_ENV),
+        plain_key=settings.secret_from_env(settings.SERVING_API_KEY_ENV),
+    )
+
+
 class TokenBucket:
     """Per-key token buckets (rate tokens/s, up to burst). Hand-written: a few lines, in-process;
     a shared limiter (Redis) would be needed only across replicas, where the mesh limits instead."""
@@ -218,6 +229,50 @@ class TokenBucket:
             return 0.0
         self._state[key.id] = (tokens, now)
         return (1 - tokens) / rate
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused before the model: the status, the message and the headers to send."""
+
+    status: int
+    message: str
+    headers: dict[str, str] | None = None
+
+
+class Gate:
+    """Key + scope + rate limit for one request, whatever server carries it: the KServe app's ASGI
+    middleware below and the MLServer runtime (mlserver_runtime.py) ask the same questions and give
+    the same answers (status, message, headers), and count refusals in the same metric."""
+
+    def __init__(self, keys: KeyStore, rate_per_s: float = 50.0, burst: float = 100.0):
+        self.keys = keys
+        self.limiter = TokenBucket(rate_per_s, burst)
+
+    def __repr__(self) -> str:
+        return f"Gate(keys={self.keys!r})"
+
+    def admit(self, needed: str, presented: str | None) -> ApiKey | Refusal:
+        key = self.keys.lookup(presented)
+        if key is None or key.expired():
+            metrics.REJECTED.labels(reason="unauthenticated").inc()
+            msg = ("API key or token expired" if key is not None else
+                   "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+            return Refusal(401, msg, {"WWW-Authenticate": "Bearer"})
+        if not key.allows(needed):
+            metrics.REJECTED.labels(reason="forbidden").inc()
+            return Refusal(403, f"key {key.id!r} lacks the {needed!r} scope for this route")
+        wait = self.limiter.take(key)
+        if wait > 0:
+            metrics.REJECTED.labels(reason="rate_limited").inc()
+            return Refusal(429, f"rate limit of key {key.id!r} exceeded; retry later",
+                           {"Retry-After": str(max(1, math.ceil(wait)))})
+        return key
+
+
+def too_large(max_body_bytes: int) -> Refusal:
+    metrics.REJECTED.labels(reason="too_large").inc()
+    return Refusal(413, f"request body larger than {max_body_bytes} bytes")
 
 
 def presented_key(headers: Headers) -> str | None:
@@ -241,14 +296,19 @@ class _TooLarge(Exception):
 
 
 class SecurityMiddleware:
-    """Metrics -> body size limit -> key + scope -> rate limit -> the app."""
+    """Metrics -> key + scope -> rate limit -> body size limit -> the app.
+
+    `checked_by_app`: paths whose key, scope and rate limit the app checks itself (the MLServer
+    runtime's routes, which must also check gRPC calls): here they get metrics and the body limit only.
+    """
 
     def __init__(self, app: ASGIApp, keys: KeyStore, max_body_bytes: int = 1 << 20,
-                 rate_per_s: float = 50.0, burst: float = 100.0):
+                 rate_per_s: float = 50.0, burst: float = 100.0, checked_by_app: re.Pattern | None = None):
         self.app = app
         self.keys = keys
         self.max_body_bytes = max_body_bytes
-        self.limiter = TokenBucket(rate_per_s, burst)
+        self.gate = Gate(keys, rate_per_s, burst)
+        self.checked_by_app = checked_by_app
 
     def __repr__(self) -> str:
         return f"SecurityMiddleware(keys={self.keys!r})"
@@ -281,30 +341,20 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        key = self.keys.lookup(presented_key(headers))
-        if key is None or key.expired():
-            metrics.REJECTED.labels(reason="unauthenticated").inc()
-            msg = ("API key or token expired" if key is not None else
-                   "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
-            await _error(scope, receive, send, 401, msg, {"WWW-Authenticate": "Bearer"})
-            return
-        if not key.allows(needed):
-            metrics.REJECTED.labels(reason="forbidden").inc()
-            await _error(scope, receive, send, 403, f"key {key.id!r} lacks the {needed!r} scope for this route")
-            return
-        wait = self.limiter.take(key)
-        if wait > 0:
-            metrics.REJECTED.labels(reason="rate_limited").inc()
-            await _error(scope, receive, send, 429, f"rate limit of key {key.id!r} exceeded; retry later",
-                         {"Retry-After": str(max(1, math.ceil(wait)))})
-            return
+        key = None
+        if not (self.checked_by_app and self.checked_by_app.match(scope["path"])):
+            key = self.gate.admit(needed, presented_key(headers))
+            if isinstance(key, Refusal):
+                await _error(scope, receive, send, key.status, key.message, key.headers)
+                return
         try:
             body_receive = await self._bounded_body(headers, receive)
         except _TooLarge:
-            metrics.REJECTED.labels(reason="too_large").inc()
-            await _error(scope, receive, send, 413, f"request body larger than {self.max_body_bytes} bytes")
+            refusal = too_large(self.max_body_bytes)
+            await _error(scope, receive, send, refusal.status, refusal.message)
             return
-        scope.setdefault("state", {})["api_key_id"] = key.id
+        if key is not None:
+            scope.setdefault("state", {})["api_key_id"] = key.id
         await self.app(scope, body_receive, send)
 
     async def _bounded_body(self, headers: Headers, receive: Receive) -> Receive:
