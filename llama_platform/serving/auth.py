@@ -8,10 +8,11 @@ the same JSON in an env var) holds
 
 `kind` is `api_key` (people, API clients) or `service_token` (Prometheus, the canary checker);
 both work the same way, tokens usually carry `expires_at`. Scopes: `predict` (inference, model
-listings, the page's data) and `admin` (/metrics, the model repository; implies predict).
+listings, the page's data), `metrics` (/metrics and nothing else: Prometheus' scrape token) and
+`admin` (the model repository; implies predict and metrics).
 The file is re-read when it changes (a Secret update swaps the mounted file), so keys rotate
 without a restart. A plain key in LLAMA_PLATFORM_API_KEY (the local profile) is hashed on load
-and gets both scopes.
+and gets every scope.
 
 sha256 rather than a slow password hash: keys are 32 random bytes (see `new_key`), so there is
 nothing to brute-force, and the check runs on every request. Keys, tokens and request bodies are
@@ -49,15 +50,17 @@ from llama_platform.serving import metrics
 
 log = logging.getLogger(__name__)
 
-SCOPES = ("predict", "admin")
+SCOPES = ("predict", "metrics", "admin")
 KINDS = ("api_key", "service_token")
 
 # Probes must work without a key (kubelet, load balancers, wait_http_ok): the server root, the
 # V2 server health routes, per-model readiness, and the page's HTML shell (it holds no data: every
 # call it makes carries the key the maintainer types in). Everything else needs a key.
 OPEN_PATHS = re.compile(r"^/$|^/v2/health/(live|ready)$|^/v2/models/[^/]+(/versions/[^/]+)?/ready$|^/ui/?$")
-# Routes that need the admin scope; every other protected route needs predict.
-ADMIN_PATHS = re.compile(r"^/metrics$|^/v2/repository/|^/v1/models/[^/]+:(load|unload)$")
+# /metrics needs the metrics scope (a scrape token reads it and nothing else), these routes admin;
+# every other protected route needs predict.
+METRICS_PATHS = re.compile(r"^/metrics$")
+ADMIN_PATHS = re.compile(r"^/v2/repository/|^/v1/models/[^/]+:(load|unload)$")
 
 
 class KeyFileError(ValueError):
@@ -75,6 +78,7 @@ class ApiKey:
     expires_at: datetime | None = None
 
     def allows(self, scope: str) -> bool:
+        # admin implies every scope; predict and metrics imply nothing else.
         return "admin" in self.scopes or scope in self.scopes
 
     def expired(self, now: datetime | None = None) -> bool:
@@ -288,6 +292,8 @@ def presented_key(headers: Headers) -> str | None:
 def required_scope(path: str) -> str | None:
     if OPEN_PATHS.match(path):
         return None
+    if METRICS_PATHS.match(path):
+        return "metrics"
     return "admin" if ADMIN_PATHS.match(path) else "predict"
 
 
@@ -404,7 +410,7 @@ def _cli(argv: Sequence[str] | None = None) -> int:
                                 description="Make a new API key or service token: prints the key once "
                                             "(to hand out) and the entry to add to the keys Secret.")
     p.add_argument("id")
-    p.add_argument("--scopes", default="predict", help="comma-separated: predict, admin")
+    p.add_argument("--scopes", default="predict", help="comma-separated: predict, metrics, admin")
     p.add_argument("--kind", default="api_key", choices=KINDS)
     p.add_argument("--rate-per-s", type=float)
     p.add_argument("--expires-at")

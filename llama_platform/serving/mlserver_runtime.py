@@ -24,8 +24,8 @@ not check our keys: the same keys file / env (LLAMA_PLATFORM_SERVING_KEYS_FILE, 
 keys rotate without a restart), scopes, per-key rate limits, statuses and messages. This runtime
 checks its own routes: V2 infer over REST and gRPC (MLServer hands the runtime the HTTP headers or
 gRPC metadata as `payload.parameters.headers`, replacing whatever a client put there), KServe V1
-predict, OpenAI chat completions and model list: 401 without a valid key, 429 with `Retry-After`,
-413 over `max_body_bytes` (403 cannot happen here: every scope allows `predict`). A model that finds
+predict, OpenAI chat completions and model list: 401 without a valid key, 403 for a key without
+`predict` (Prometheus' `metrics` token), 429 with `Retry-After`, 413 over `max_body_bytes`. A model that finds
 no key fails to load: it never serves unprotected. MLServer's own routes (metadata, repository,
 /metrics), the body limit before MLServer parses a V2 body, and the headers of refusals on V2 are
 the launcher's (mlserver_app.py, the image's command). Over gRPC, message size is bounded by

@@ -243,17 +243,22 @@ def test_the_seldon_server_starts_the_image_as_it_means(parsed):
     env = {e["name"]: e["value"] for e in ours["env"]}
     assert env["MLSERVER_PARALLEL_WORKERS"] == parsed.envs["MLSERVER_PARALLEL_WORKERS"] == "0"
     assert env["MLSERVER_GRPC_MAX_MESSAGE_LENGTH"] == str(serving.MAX_BODY_BYTES)
-    # The keys: the mounted Secret's file, or its plain key as env (auth.keys_from_env reads both).
+    # The keys: the mounted Secret's keys.json (hashed, scoped; re-read on change), never env.
     keys_mount = next(m for m in ours["volumeMounts"] if m["name"] == "serving-keys")
     assert env["LLAMA_PLATFORM_SERVING_KEYS_FILE"] == f"{keys_mount['mountPath']}/{serving.KEYS_FILE}"
     assert keys_mount["readOnly"] is True
     keys_volume = next(v for v in built["volumes"] if v["name"] == "serving-keys")
     assert keys_volume["secret"]["secretName"] == common.SERVING_KEYS_SECRET
-    assert ours["envFrom"] == [{"secretRef": {"name": common.SERVING_KEYS_SECRET}}]
+    assert "envFrom" not in ours
+    # MLServer's metrics server on a named port, the one the PodMonitor scrapes.
+    assert env["MLSERVER_METRICS_PORT"] == str(serving.MLSERVER_METRICS_PORT)
+    assert ours["ports"] == [{"name": serving.METRICS_PORT_NAMES["mlserver"],
+                              "containerPort": serving.MLSERVER_METRICS_PORT, "protocol": "TCP"}]
     assert ours["securityContext"]["readOnlyRootFilesystem"] is True
     assert {m["mountPath"] for m in ours["volumeMounts"]} >= {"/tmp", parsed.envs["HOME"]}
     # deploy/k8s's Server is the same container as the one k8s/serving.py builds.
     theirs = _container(manifest)
-    for field in ("name", "image", "args", "envFrom", "env", "securityContext", "volumeMounts"):
-        assert theirs[field] == ours[field], field
+    for field in ("name", "image", "args", "env", "ports", "securityContext", "volumeMounts", "resources"):
+        assert theirs.get(field) == ours.get(field), field
+    assert "envFrom" not in theirs
     assert manifest["volumes"] == built["volumes"]

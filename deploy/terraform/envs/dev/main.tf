@@ -69,7 +69,8 @@ module "ingress" {
 }
 
 module "monitoring" {
-  source     = "../../modules/monitoring"
-  retention  = "7d"
-  depends_on = [module.namespaces]
+  source       = "../../modules/monitoring"
+  overlay_path = local.overlay
+  retention    = "7d"
+  depends_on   = [module.namespaces]
 }

@@ -69,6 +69,7 @@ module "ingress" {
 
 module "monitoring" {
   source       = "../../modules/monitoring"
+  overlay_path = local.overlay
   retention    = "30d"
   storage_size = "200Gi"
   depends_on   = [module.namespaces]

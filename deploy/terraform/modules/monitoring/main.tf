@@ -1,7 +1,9 @@
 # Prometheus + Alertmanager (kube-prometheus-stack) in `monitoring`, which enforces Pod Security
 # "restricted": node-exporter (hostNetwork/hostPID) is left out here; install it in a privileged
-# namespace of its own if node metrics are wanted. Prometheus scrapes MinIO and MLflow; the network
-# policies of deploy/k8s allow exactly those ports from `monitoring`.
+# namespace of its own if node metrics are wanted. Prometheus scrapes MinIO and MLflow (static
+# configs below) and the predictors through the PodMonitors of deploy/k8s/base/monitoring (the
+# `monitoring` slice, applied after the chart brings the CRDs); the network policies of deploy/k8s
+# allow exactly those ports from `monitoring`.
 locals {
   restricted_pod = {
     runAsNonRoot   = true
@@ -38,9 +40,14 @@ resource "helm_release" "kube_prometheus_stack" {
     }
     prometheus = {
       prometheusSpec = {
-        retention       = var.retention
-        securityContext = local.restricted_pod
-        resources       = { requests = { cpu = "500m", memory = "2Gi" }, limits = { cpu = "2", memory = "8Gi" } }
+        retention = var.retention
+        # Only the platform's PodMonitors, only from `monitoring` (where their token Secret lives):
+        # explicit, instead of the chart's default `release: <name>` label selector.
+        podMonitorSelectorNilUsesHelmValues = false
+        podMonitorSelector                  = { matchLabels = { "llama-platform/scrape" = "true" } }
+        podMonitorNamespaceSelector         = { matchLabels = { "kubernetes.io/metadata.name" = "monitoring" } }
+        securityContext                     = local.restricted_pod
+        resources                           = { requests = { cpu = "500m", memory = "2Gi" }, limits = { cpu = "2", memory = "8Gi" } }
         storageSpec = {
           volumeClaimTemplate = {
             spec = { accessModes = ["ReadWriteOnce"], resources = { requests = { storage = var.storage_size } } }
@@ -67,4 +74,11 @@ resource "helm_release" "kube_prometheus_stack" {
       }
     }
   })]
+}
+
+module "slice" {
+  source       = "../kustomize-slice"
+  overlay_path = var.overlay_path
+  module_label = "monitoring"
+  depends_on   = [helm_release.kube_prometheus_stack]
 }

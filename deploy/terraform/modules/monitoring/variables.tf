@@ -1,3 +1,8 @@
+variable "overlay_path" {
+  description = "Path of the kustomize overlay (deploy/k8s/overlays/<env>)."
+  type        = string
+}
+
 variable "chart_version" {
   description = "kube-prometheus-stack chart version."
   type        = string
