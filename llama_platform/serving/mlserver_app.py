@@ -17,7 +17,7 @@ adds them to the apps MLServer builds, before it builds them):
   Core 2's agent drives the repository over gRPC (its OIP control-plane client is gRPC-only), which
   this does not touch.
 - Liveness/readiness (`/v2/health/*`, `/v2/models/<m>/ready`) stay open for the kubelet and the agent.
-- The metrics port's `/metrics` needs `admin`, as the KServe app's /metrics does.
+- The metrics port's `/metrics` needs `metrics` (Prometheus' token; `admin` implies it), as the KServe app's does.
 - Compressed request bodies are refused (415): MLServer would inflate them past the body limit.
 
 V2's streaming routes (`infer_stream`, `generate_stream`) are checked by the runtime too, but there a

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from llama_platform.k8s.serving import CanaryMetrics, CanaryPolicy, begin, canary_queries, step
 from llama_platform.serving.auth import write_keys_file
 from llama_platform_tests.serving.test_mlserver import start_mlserver, v2_body
-from llama_platform_tests.serving.test_security import ADMIN_TOKEN, MODEL, PREDICT_KEY, VALID, _start, entries
+from llama_platform_tests.serving.test_security import METRICS_TOKEN, MODEL, PREDICT_KEY, VALID, _start, entries
 
 REVISION, NAMESPACE = "llama4-triage-predictor-00002", "serving"
 # What Prometheus' Kubernetes service discovery attaches to every sample of the canary's pod.
@@ -31,8 +31,9 @@ CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "Title: Docs ty
 
 
 def scrape(url: str) -> dict[tuple, float]:
-    """{(name, sorted labels incl. the target's): value} of one /metrics page."""
-    r = httpx.get(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    """{(name, sorted labels incl. the target's): value} of one /metrics page, read as Prometheus reads
+    it in the cluster: with the metrics-scope token the PodMonitors send."""
+    r = httpx.get(url, headers={"Authorization": f"Bearer {METRICS_TOKEN}"}, timeout=30)
     assert r.status_code == 200, r.text
     return {(s.name, tuple(sorted({**s.labels, **TARGET}.items()))): s.value
             for family in text_string_to_metric_families(r.text) for s in family.samples}

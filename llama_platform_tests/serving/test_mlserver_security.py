@@ -23,6 +23,7 @@ from llama_platform_tests.serving.test_mlserver import start_mlserver, v2_body
 from llama_platform_tests.serving.test_security import (
     ADMIN_TOKEN,
     EXPIRED,
+    METRICS_TOKEN,
     MODEL,
     PREDICT_KEY,
     SECRET_TITLE,
@@ -95,6 +96,16 @@ def test_every_runtime_route_is_401_without_a_valid_key(servers, method, path, b
 
 
 @pytest.mark.parametrize("method, path, body", RUNTIME_ROUTES, ids=ROUTE_IDS)
+def test_metrics_token_is_403_on_every_runtime_route(servers, method, path, body):
+    """Prometheus' scrape token reads /metrics and nothing else, on both runtimes, REST and (below) gRPC."""
+    ml_url, _, ks_url, _ = servers
+    for url in (ml_url, ks_url):
+        r = httpx.request(method, f"{url}{path}", json=body, headers=_auth(METRICS_TOKEN), timeout=30)
+        assert r.status_code == 403, (url, r.text)
+        assert "lacks the 'predict' scope" in _error(r), url
+
+
+@pytest.mark.parametrize("method, path, body", RUNTIME_ROUTES, ids=ROUTE_IDS)
 def test_every_runtime_route_answers_a_valid_key(servers, method, path, body):
     ml_url, _, _, _ = servers
     r = httpx.request(method, f"{ml_url}{path}", json=body, headers={"X-API-Key": PREDICT_KEY}, timeout=30)
@@ -118,7 +129,7 @@ def test_probes_stay_open_and_mlserver_own_routes_need_scopes(servers):
     assert httpx.get(f"{ml_url}/v2/models/{MODEL}/ready").status_code == 200  # still loaded
 
 
-def test_metrics_need_admin_and_count_refusals(servers):
+def test_metrics_need_the_metrics_scope_and_count_refusals(servers):
     ml_url, ml, _, _ = servers
     httpx.post(f"{ml_url}/v2/models/{MODEL}/infer", json=v2_body([ISSUE]), headers=_auth(PREDICT_KEY))
     httpx.post(f"{ml_url}/v2/models/{MODEL}/infer", json=v2_body([ISSUE]))
@@ -126,8 +137,9 @@ def test_metrics_need_admin_and_count_refusals(servers):
     r = httpx.get(metrics_url)
     assert r.status_code == 401
     r = httpx.get(metrics_url, headers=_auth(PREDICT_KEY))
-    assert r.status_code == 403 and "'admin' scope" in _error(r)
-    r = httpx.get(metrics_url, headers=_auth(ADMIN_TOKEN))
+    assert r.status_code == 403 and "'metrics' scope" in _error(r)
+    assert httpx.get(metrics_url, headers=_auth(ADMIN_TOKEN)).status_code == 200  # admin implies metrics
+    r = httpx.get(metrics_url, headers=_auth(METRICS_TOKEN))  # Prometheus' token, as the PodMonitor sends it
     assert r.status_code == 200
     assert 'triage_http_requests_total{route="v2_infer",status="200"}' in r.text
     assert 'triage_http_requests_total{route="v2_infer",status="401"}' in r.text
@@ -212,6 +224,9 @@ def test_grpc_infer_checks_the_same_keys_and_size(servers):
             stub.ModelInfer(request, timeout=30)
         assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
         assert "missing or invalid API key" in refused.value.details()
+        with pytest.raises(grpc.RpcError) as forbidden:  # Prometheus' token: no predict over gRPC either
+            stub.ModelInfer(request, metadata=[("authorization", f"Bearer {METRICS_TOKEN}")], timeout=30)
+        assert forbidden.value.code() == grpc.StatusCode.PERMISSION_DENIED
         answer = stub.ModelInfer(request, metadata=[("authorization", f"Bearer {PREDICT_KEY}")], timeout=30)
         big = pb.ModelInferRequest(model_name=MODEL, inputs=[pb.ModelInferRequest.InferInputTensor(
             name="title", datatype="BYTES", shape=[1], contents=pb.InferTensorContents(bytes_contents=[b"x" * 5000]))])
@@ -258,8 +273,8 @@ def test_no_prompt_key_or_token_in_the_log(servers):
     httpx.post(f"{ml_url}/v1/models/{MODEL}:predict", json={"instances": [{**issue, "repo": 5}]}, headers=_auth(PREDICT_KEY))
     httpx.post(f"{ml_url}/v2/models/{MODEL}/infer", json=v2_body([issue]), headers=_auth("lpk_wrong_" + SECRET_TITLE))
     text = ml.log_path.read_text(errors="replace")
-    assert "Loaded model" in text and "serving keys loaded: 4" in text  # the log is being written
-    for secret in (SECRET_TITLE, PREDICT_KEY, ADMIN_TOKEN, hash_key(PREDICT_KEY)[7:]):
+    assert "Loaded model" in text and f"serving keys loaded: {len(entries())}" in text  # the log is being written
+    for secret in (SECRET_TITLE, PREDICT_KEY, ADMIN_TOKEN, METRICS_TOKEN, hash_key(PREDICT_KEY)[7:]):
         assert secret not in text
 
 

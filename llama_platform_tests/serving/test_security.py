@@ -18,7 +18,8 @@ from llama_platform.services import free_port, start_service, wait_http_ok
 
 MODEL = "triage-test"
 PREDICT_KEY = "lpk_predict_3b9e51c0a7"
-ADMIN_TOKEN = "lpk_prometheus_77c1d2"
+ADMIN_TOKEN = "lpk_admin_77c1d2"
+METRICS_TOKEN = "lpk_prometheus_41e0aa"  # Prometheus' scrape token: the metrics scope only
 SLOW_KEY = "lpk_slow_5a5a5a"
 EXPIRED = "lpk_expired_0f0f0f"
 SECRET_TITLE = "Zebra-quartz sentinel title 4821"
@@ -29,7 +30,8 @@ PAST = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
 def entries(extra: list[dict] | None = None) -> list[dict]:
     return [
         {"id": "ci-bot", "hash": hash_key(PREDICT_KEY), "scopes": ["predict"]},
-        {"id": "prometheus", "hash": hash_key(ADMIN_TOKEN), "scopes": ["admin"], "kind": "service_token"},
+        {"id": "ops-admin", "hash": hash_key(ADMIN_TOKEN), "scopes": ["admin"]},
+        {"id": "prometheus", "hash": hash_key(METRICS_TOKEN), "scopes": ["metrics"], "kind": "service_token"},
         {"id": "slow", "hash": hash_key(SLOW_KEY), "scopes": ["predict"], "rate_per_s": 0.5, "burst": 2},
         {"id": "old-token", "hash": hash_key(EXPIRED), "scopes": ["predict"], "kind": "service_token",
          "expires_at": PAST},
@@ -67,8 +69,8 @@ def test_scopes_predict_key_cannot_read_metrics_admin_token_can(server):
     url, _, _ = server
     assert httpx.post(f"{url}/v1/models/{MODEL}:predict", json=VALID, headers=_auth(PREDICT_KEY)).status_code == 200
     r = httpx.get(f"{url}/metrics", headers=_auth(PREDICT_KEY))
-    assert r.status_code == 403 and "'admin' scope" in r.json()["error"]
-    # admin implies predict
+    assert r.status_code == 403 and "'metrics' scope" in r.json()["error"]
+    # admin implies predict and metrics
     assert httpx.post(f"{url}/v1/models/{MODEL}:predict", json=VALID, headers=_auth(ADMIN_TOKEN)).status_code == 200
     r = httpx.get(f"{url}/metrics", headers=_auth(ADMIN_TOKEN))
     assert r.status_code == 200
@@ -77,6 +79,21 @@ def test_scopes_predict_key_cannot_read_metrics_admin_token_can(server):
         assert name in r.text, name
     assert 'triage_http_requests_total{route="v1_predict",status="200"}' in r.text
     assert 'route="metrics",status="403"' in r.text
+
+
+def test_metrics_token_reads_metrics_and_nothing_else(server):
+    """Prometheus' token (least privilege): /metrics, and a 403 on every route that serves data."""
+    url, _, _ = server
+    r = httpx.get(f"{url}/metrics", headers=_auth(METRICS_TOKEN))
+    assert r.status_code == 200 and "triage_http_requests_total" in r.text
+    for method, path, body in (("POST", f"/v1/models/{MODEL}:predict", VALID), ("GET", "/v1/models", None),
+                               ("GET", f"/v2/models/{MODEL}", None), ("POST", f"/v1/models/{MODEL}:load", None),
+                               ("POST", "/v2/repository/index", {})):
+        r = httpx.request(method, f"{url}{path}", json=body, headers=_auth(METRICS_TOKEN))
+        assert r.status_code == 403, (path, r.status_code, r.text)
+        assert "lacks the" in r.json()["error"], path
+    # Probes stay open to it as to everyone.
+    assert httpx.get(f"{url}/v2/health/ready", headers=_auth(METRICS_TOKEN)).status_code == 200
 
 
 def test_expired_token_is_401(server):
@@ -159,7 +176,7 @@ def test_no_prompt_key_or_token_in_the_log(server):
     httpx.post(f"{url}/v1/models/{MODEL}:predict", json=body, headers=_auth("lpk_wrong_" + SECRET_TITLE))
     text = log.read_text(errors="replace")
     assert "POST /v1/models" in text and "serving keys loaded" in text  # the log is being written
-    for secret in (SECRET_TITLE, PREDICT_KEY, ADMIN_TOKEN, hash_key(PREDICT_KEY)[7:]):
+    for secret in (SECRET_TITLE, PREDICT_KEY, ADMIN_TOKEN, METRICS_TOKEN, hash_key(PREDICT_KEY)[7:]):
         assert secret not in text
 
 
