@@ -405,10 +405,48 @@ async def _error(scope: Scope, receive: Receive, send: Send, status: int, messag
 # ---------------------------------------------------------------- key management CLI
 
 
+# The keys a cluster starts with (deploy/README.md): who holds each, its scopes and kind.
+CLUSTER_KEYS = (
+    ("client", ["predict"], "api_key"),  # API clients and the deploy smoke test
+    ("prometheus", ["metrics"], "service_token"),  # the PodMonitors' scrape token: /metrics only
+    ("admin", ["admin"], "api_key"),  # operators: the model repository API
+)
+
+
+def bootstrap_keys(out_dir: Path) -> list[dict]:
+    """New keys for a cluster: `keys.json` (hashes and scopes only: the serving Secret's content) and
+    one `<id>.key` file per plain key (mode 0600, for the secret manager and the holder), in out_dir.
+    Files rather than stdout so no plain key lands in a terminal's scrollback."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for kid, scopes, kind in CLUSTER_KEYS:
+        key = new_key()
+        plain = out_dir / f"{kid}.key"
+        plain.touch(mode=0o600, exist_ok=False)  # refuse to overwrite a key someone may hold
+        plain.write_text(key)
+        entries.append({"id": kid, "hash": hash_key(key), "scopes": scopes, "kind": kind})
+    parse_keys(entries, "bootstrap")  # validate before anything is handed out
+    write_keys_file(out_dir / "keys.json", entries)
+    return entries
+
+
 def _cli(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["bootstrap"]:
+        b = argparse.ArgumentParser(prog="python -m llama_platform.serving.auth bootstrap",
+                                    description="Make a cluster's keys (client: predict, prometheus: metrics, "
+                                                "admin): keys.json (hashes) and one <id>.key file per plain key.")
+        b.add_argument("out_dir", type=Path)
+        out = b.parse_args(argv[1:]).out_dir
+        for e in bootstrap_keys(out):
+            print(f"{e['id']}: scopes {','.join(e['scopes'])}, plain key in {out / (e['id'] + '.key')}", file=sys.stderr)
+        print(f"hashed keys file: {out / 'keys.json'}", file=sys.stderr)
+        return 0
     p = argparse.ArgumentParser(prog="python -m llama_platform.serving.auth",
                                 description="Make a new API key or service token: prints the key once "
-                                            "(to hand out) and the entry to add to the keys Secret.")
+                                            "(to hand out) and the entry to add to the keys Secret. "
+                                            "`bootstrap DIR` makes a cluster's first keys.")
     p.add_argument("id")
     p.add_argument("--scopes", default="predict", help="comma-separated: predict, metrics, admin")
     p.add_argument("--kind", default="api_key", choices=KINDS)

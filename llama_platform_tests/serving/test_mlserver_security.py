@@ -132,6 +132,9 @@ def test_probes_stay_open_and_mlserver_own_routes_need_scopes(servers):
 def test_metrics_need_the_metrics_scope_and_count_refusals(servers):
     ml_url, ml, _, _ = servers
     httpx.post(f"{ml_url}/v2/models/{MODEL}/infer", json=v2_body([ISSUE]), headers=_auth(PREDICT_KEY))
+    # MLServer's generate route is V2 infer under another name: counted as v2_generate (the canary counts it).
+    r = httpx.post(f"{ml_url}/v2/models/{MODEL}/generate", json=v2_body([ISSUE]), headers=_auth(PREDICT_KEY))
+    assert r.status_code == 200, r.text
     httpx.post(f"{ml_url}/v2/models/{MODEL}/infer", json=v2_body([ISSUE]))
     metrics_url = f"http://127.0.0.1:{ml.metrics_port}/metrics"
     r = httpx.get(metrics_url)
@@ -143,6 +146,8 @@ def test_metrics_need_the_metrics_scope_and_count_refusals(servers):
     assert r.status_code == 200
     assert 'triage_http_requests_total{route="v2_infer",status="200"}' in r.text
     assert 'triage_http_requests_total{route="v2_infer",status="401"}' in r.text
+    assert 'triage_http_requests_total{route="v2_generate",status="200"}' in r.text
+    assert 'route="other"' not in r.text
     assert 'triage_rejected_total{reason="unauthenticated"}' in r.text
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -196,6 +197,40 @@ def test_flood_is_shed_with_503_and_nothing_is_lost(tmp_path):
     assert 1 <= codes.count(200) <= 8
     shed = next(r for r in responses if r.status_code == 503)
     assert shed.headers["retry-after"] == "1" and "server busy" in shed.json()["error"]
+
+
+def test_bootstrapped_cluster_keys_are_least_privilege(tmp_path):
+    """The keys a cluster starts with (`python -m llama_platform.serving.auth bootstrap DIR`, what
+    deploy/README.md puts into Vault): on a real server, the client key predicts and cannot read
+    /metrics, Prometheus' token reads /metrics and nothing else, the admin key does both."""
+    out = tmp_path / "keys"
+    made = subprocess.run([sys.executable, "-m", "llama_platform.serving.auth", "bootstrap", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    plain = {kid: (out / f"{kid}.key").read_text() for kid in ("client", "prometheus", "admin")}
+    assert all((out / f"{kid}.key").stat().st_mode & 0o077 == 0 for kid in plain)  # owner-only
+    doc = (out / "keys.json").read_text()
+    assert not any(key in doc or key in made.stdout + made.stderr for key in plain.values())  # hashes only
+    assert {k.id: set(k.scopes) for k in parse_keys(json.loads(doc), "keys.json")} == {
+        "client": {"predict"}, "prometheus": {"metrics"}, "admin": {"admin"}}
+    port = free_port()
+    proc = start_service("kserve-boot", [sys.executable, "-m", "llama_platform_tests.serving.keyword_server",
+                                         "--name", MODEL, "--http-port", str(port), "--features"],
+                         tmp_path / "server.log",
+                         env={"LLAMA_PLATFORM_API_KEY": "", "LLAMA_PLATFORM_SERVING_KEYS_FILE": str(out / "keys.json")})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(f"{url}/v2/health/ready", proc, timeout=60)
+        status = {kid: (httpx.post(f"{url}/v1/models/{MODEL}:predict", json=VALID, headers=_auth(key)).status_code,
+                        httpx.get(f"{url}/metrics", headers=_auth(key)).status_code)
+                  for kid, key in plain.items()}
+    finally:
+        proc.stop()
+    assert status == {"client": (200, 403), "prometheus": (403, 200), "admin": (200, 200)}
+    # A second bootstrap into the same folder refuses to overwrite keys someone may hold.
+    again = subprocess.run([sys.executable, "-m", "llama_platform.serving.auth", "bootstrap", str(out)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode != 0 and (out / "client.key").read_text() == plain["client"]
 
 
 # ---------------------------------------------------------------- in-process units
