@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from llama_platform.k8s import common, serving
 from llama_platform.resources.serving import KServeEndpointResource
-from llama_platform_tests.deploy import crds
+from llama_platform_tests.deploy import crds, policy
 from llama_platform_tests.deploy.manifests import DEPLOY, OVERLAYS, objects
 
 MONITORING_TF = DEPLOY / "terraform" / "modules" / "monitoring" / "main.tf"
+PROMETHEUS_VALUES = DEPLOY / "helm" / "kube-prometheus-stack-values.yaml"
 
 
 def _find(objs: list[dict], kind: str, name: str) -> dict:
@@ -102,20 +104,28 @@ def test_podmonitors_scrape_with_the_metrics_token_from_external_secrets(objs):
 
 
 def test_the_prometheus_deploy_installs_selects_these_podmonitors(objs):
-    """kube-prometheus-stack's values (Terraform) name the PodMonitor label and namespace selectors
-    explicitly; the chart's default would select `release: <release name>` and miss them."""
-    tf = MONITORING_TF.read_text()
-    assert re.search(r"podMonitorSelectorNilUsesHelmValues\s*=\s*false", tf)
-    [(label, value)] = re.findall(r'podMonitorSelector\s*=\s*\{\s*matchLabels\s*=\s*\{\s*"([^"]+)"\s*=\s*"([^"]+)"', tf)
-    [(ns_label, ns)] = re.findall(
-        r'podMonitorNamespaceSelector\s*=\s*\{\s*matchLabels\s*=\s*\{\s*"([^"]+)"\s*=\s*"([^"]+)"', tf)
+    """kube-prometheus-stack's values (deploy/helm, used by Terraform and by hand) name the PodMonitor
+    label and namespace selectors explicitly; the chart's default would select `release: <release
+    name>` and miss them."""
+    spec = yaml.safe_load(PROMETHEUS_VALUES.read_text())["prometheus"]["prometheusSpec"]
+    assert spec["podMonitorSelectorNilUsesHelmValues"] is False
+    [(label, value)] = spec["podMonitorSelector"]["matchLabels"].items()
+    [(ns_label, ns)] = spec["podMonitorNamespaceSelector"]["matchLabels"].items()
     assert ns_label == "kubernetes.io/metadata.name"
-    namespace = _find(objs, "Namespace", ns)
-    assert namespace["metadata"]["name"] == common.NAMESPACES["monitoring"]
-    for monitor in (o for o in objs if o["kind"] == "PodMonitor"):
+    assert _find(objs, "Namespace", ns)["metadata"]["name"] == common.NAMESPACES["monitoring"]
+    monitors = [o for o in objs if o["kind"] == "PodMonitor"]
+    for monitor in monitors:
         assert monitor["metadata"]["labels"][label] == value
         assert monitor["metadata"]["namespace"] == ns
-    # Terraform applies the PodMonitors (slice `monitoring`) after the chart that brings their CRD.
+    # The Prometheus pods run restricted in `monitoring` (Pod Security refuses anything else).
+    assert policy.pod_violations("prometheus", {"securityContext": spec["securityContext"], "containers": []}) == []
+    # Terraform installs the chart with these values, then applies the PodMonitors (slice
+    # `monitoring`) once the chart has brought their CRD.
+    tf = MONITORING_TF.read_text()
+    assert "file(var.values_file)" in tf
+    for env in ("dev", "prod"):
+        root = (DEPLOY / "terraform" / "envs" / env / "main.tf").read_text()
+        assert '"${local.helm}/kube-prometheus-stack-values.yaml"' in root, env
     assert re.search(r'module_label\s*=\s*"monitoring"\s*\n\s*depends_on\s*=\s*\[helm_release\.kube_prometheus_stack\]', tf)
 
 
