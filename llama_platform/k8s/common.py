@@ -51,6 +51,8 @@ SERVICE_ACCOUNTS = {
 S3_SECRET = "llama-platform-s3"  # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 FORGE_SECRET = "llama-platform-forge-tokens"  # GITHUB_TOKEN, GITEE_TOKEN
 SERVING_KEYS_SECRET = "llama-platform-serving-keys"  # keys.json: hashed, scoped API keys and service tokens
+# dagster: LLAMA_PLATFORM_API_KEY, the endpoint's client key (`predict`), for deployed_endpoint's smoke test.
+SERVING_CLIENT_SECRET = "llama-platform-serving-client"
 # monitoring: `token`, the `metrics`-scope service token Prometheus' PodMonitors scrape the predictors with.
 PROMETHEUS_TOKEN_SECRET = "llama-platform-prometheus-token"
 MLFLOW_DB_SECRET = "mlflow-postgres"

@@ -15,7 +15,7 @@ import yaml
 from llama_platform.k8s import common, serving
 from llama_platform.resources.serving import KServeEndpointResource
 from llama_platform_tests.deploy import crds, policy
-from llama_platform_tests.deploy.manifests import DEPLOY, OVERLAYS, objects
+from llama_platform_tests.deploy.manifests import DEPLOY, OVERLAYS, helm_values, objects
 
 MONITORING_TF = DEPLOY / "terraform" / "modules" / "monitoring" / "main.tf"
 PROMETHEUS_VALUES = DEPLOY / "helm" / "kube-prometheus-stack-values.yaml"
@@ -188,3 +188,21 @@ def test_podmonitor_schema_catches_errors(breaks):
     assert crds.crd_errors(monitor) == []
     breaks(monitor)
     assert crds.crd_errors(monitor), "a broken PodMonitor passed"
+
+
+def test_the_smoke_test_has_a_predict_key_where_the_definitions_load_and_run(objs):
+    """deployed_endpoint smoke-tests the predictor with LLAMA_PLATFORM_API_KEY (definitions.py reads
+    it where the code loads, the user-code pods, and resolves it in the run pods): the client key,
+    made by External Secrets in dagster from a Vault path serving's store does not read."""
+    from llama_platform.settings import SERVING_API_KEY_ENV
+
+    es = _external_secret(objs, common.NAMESPACES["dagster"], common.SERVING_CLIENT_SECRET)
+    assert [d["secretKey"] for d in es["spec"]["data"]] == [SERVING_API_KEY_ENV]
+    serving_paths = {d["remoteRef"]["key"] for o in objs if o["kind"] == "ExternalSecret"
+                     and o["metadata"]["namespace"] == "serving" for d in o["spec"].get("data", [])}
+    assert not {d["remoteRef"]["key"] for d in es["spec"]["data"]} & serving_paths
+    values = helm_values()
+    [user_code] = values["dagster-user-deployments"]["deployments"]
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    for where in (user_code, launcher):
+        assert common.SERVING_CLIENT_SECRET in [s["name"] for s in where["envSecrets"]]
