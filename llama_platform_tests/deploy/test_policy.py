@@ -127,8 +127,9 @@ def test_network_policies_allow_only_the_documented_flows():
     assert sources("serving") == {"serving", "ingress-nginx", "dagster", "monitoring"}
     assert sources("dagster") == {"dagster", "ingress-nginx"}
     # monitoring: only the canary (dagster run pods) reaches Prometheus' query API, nothing else.
-    assert sources("monitoring") == {"dagster"}
-    [into_prometheus] = [spec for (ns, _), spec in policies.items() if ns == "monitoring" and spec.get("ingress")]
+    assert sources("monitoring") == {"monitoring", "dagster"}
+    [into_prometheus] = [spec for (ns, name), spec in policies.items() if ns == "monitoring" and spec.get("ingress")
+                         and name != "allow-same-namespace"]
     assert into_prometheus["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
     assert [p["port"] for rule in into_prometheus["ingress"] for p in rule["ports"]] == [9090]
     # Prometheus reaches the serving pods on their metrics ports only (KServe's 8080, MLServer's 8082).
