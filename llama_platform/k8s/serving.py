@@ -412,6 +412,7 @@ def seldon_server(shape: ServingShape = SELDON_SHAPE, image: str = MLSERVER_IMAG
                 # gRPC's body limit (REST's is the entrypoint's --max-body-bytes).
                 {"name": "MLSERVER_GRPC_MAX_MESSAGE_LENGTH", "value": str(MAX_BODY_BYTES)},
             ],
+            # Appended to the ServerConfig's ports (Seldon merges containers by name, appending lists).
             "ports": [{"name": METRICS_PORT_NAMES["mlserver"], "containerPort": MLSERVER_METRICS_PORT,
                        "protocol": "TCP"}],
             "securityContext": api.sanitize_for_serialization(container_security_context()),
