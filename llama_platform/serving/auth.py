@@ -417,12 +417,15 @@ def bootstrap_keys(out_dir: Path) -> list[dict]:
     """New keys for a cluster: `keys.json` (hashes and scopes only: the serving Secret's content) and
     one `<id>.key` file per plain key (mode 0600, for the secret manager and the holder), in out_dir.
     Files rather than stdout so no plain key lands in a terminal's scrollback."""
+    targets = [out_dir / f"{kid}.key" for kid, _, _ in CLUSTER_KEYS] + [out_dir / "keys.json"]
+    if existing := [str(t) for t in targets if t.exists()]:  # never overwrite keys someone may hold
+        raise FileExistsError(f"refusing to overwrite existing keys: {', '.join(existing)}")
     out_dir.mkdir(parents=True, exist_ok=True)
     entries = []
     for kid, scopes, kind in CLUSTER_KEYS:
         key = new_key()
         plain = out_dir / f"{kid}.key"
-        plain.touch(mode=0o600, exist_ok=False)  # refuse to overwrite a key someone may hold
+        plain.touch(mode=0o600, exist_ok=False)  # owner-only before the key is written
         plain.write_text(key)
         entries.append({"id": kid, "hash": hash_key(key), "scopes": scopes, "kind": kind})
     parse_keys(entries, "bootstrap")  # validate before anything is handed out
@@ -439,7 +442,12 @@ def _cli(argv: Sequence[str] | None = None) -> int:
                                                 "admin): keys.json (hashes) and one <id>.key file per plain key.")
         b.add_argument("out_dir", type=Path)
         out = b.parse_args(argv[1:]).out_dir
-        for e in bootstrap_keys(out):
+        try:
+            made = bootstrap_keys(out)
+        except FileExistsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for e in made:
             print(f"{e['id']}: scopes {','.join(e['scopes'])}, plain key in {out / (e['id'] + '.key')}", file=sys.stderr)
         print(f"hashed keys file: {out / 'keys.json'}", file=sys.stderr)
         return 0

@@ -230,7 +230,8 @@ def test_bootstrapped_cluster_keys_are_least_privilege(tmp_path):
     # A second bootstrap into the same folder refuses to overwrite keys someone may hold.
     again = subprocess.run([sys.executable, "-m", "llama_platform.serving.auth", "bootstrap", str(out)],
                            capture_output=True, text=True, timeout=60)
-    assert again.returncode != 0 and (out / "client.key").read_text() == plain["client"]
+    assert again.returncode == 2 and "refusing to overwrite existing keys" in again.stderr
+    assert (out / "client.key").read_text() == plain["client"]
 
 
 # ---------------------------------------------------------------- in-process units
