@@ -86,7 +86,10 @@ _KIND_ALIASES = {
     "generic-api-key": "GenericSecret",
 }  # fmt: skip
 # Kinds that say little about what the secret is: a merged span takes a more specific kind's name.
-GENERIC_KINDS = frozenset({"GenericSecret", "HighEntropySecret", "Password", "AuthorizationHeader", "BasicAuthCredentials"})
+GENERIC_KINDS = frozenset(
+    {"GenericSecret", "HighEntropySecret", "Password", "AuthorizationHeader", "BasicAuthCredentials", "URLCredentials",
+     "KubernetesSecret"}
+)  # fmt: skip
 _GLOBAL_DROP = (
     r"(?i)^(?:true|false|null|none|nil|undefined)$", r"^(.)\1*$", r"^\$(?:\d+|\{\d+\})$", r"^\$\{?[A-Za-z_]+\}?$",
     r"^\{\{[ \t]*[\w ().|]+[ \t]*\}\}$", r"^\$\{\{.*\}\}$", r"^%[A-Za-z_]+%$", r"^<[^<>]+>$", r"^\*+$",
@@ -205,11 +208,11 @@ _KEY_WORD = (
     r"(?:pass(?:word|wd|phrase)?|pwd|psw|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|"
     r"auth|credentials?|passcode|key|sig(?:nature)?|session[_.-]?id|cookie)(?:[_.-][A-Za-z0-9]+)*"
 )
-_VALUE = r"""(?:"([^"\s]{1,200})"|'([^'\s]{1,200})'|`([^`\s]{1,200})`|([^\s"'`,;<>()\[\]{}]{4,200}))"""
+_VALUE = r"""(?:"([^"\s]{1,200})"|'([^'\s]{1,200})'|`([^`\s]{1,200})`|([^\s"'`,;<>()\[\]{}]{3,200}))"""
 # `password: hunter2`, `DB_PASSWORD=...`, `"api_key": "..."`, `-e SECRET_KEY=...`, `Password=...;` in
 # connection strings. The value check (`_plausible_value`) keeps prose like "password: required".
 _ASSIGNMENT = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(" + _KEY_WORD + r")[\"']?(?:[ \t]{0,3}(?:=>|:=|===?|!==?|=|:|\bis\b|\bas\b)[ \t]{0,5}"
+    r"(?i)(?:(?<![A-Za-z0-9])|(?-i:(?<=[A-Z0-9])(?=PASSWORD|PASSWD)))(" + _KEY_WORD + r")[\"']?(?:[ \t]{0,3}(?:=>|:=|===?|!==?|=|:|\bis\b|\bas\b)[ \t]{0,5}"
     + _VALUE + r"|[ \t]+(?=[\"'`])" + _VALUE + ")"
 )
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]*$")
@@ -218,6 +221,18 @@ _REFERENCE = re.compile(r"\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+")
 _STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|private|client|service|account)[_.-]?key|credential")
 
 
+# A variable *named* a password (`PGPASSWORD`, `MYSQL_ROOT_PASSWORD`, `ADMIN_PASS`, `MYSQL_PWD`,
+# `db_password`, `spring.datasource.password`) holds one whatever its entropy. Not `PWD`/`OLDPWD`
+# (the shell's working directory), `BYPASS`, `PASSWORD_FILE`, `password_min_length`, nor a bare
+# lower-case `password` (prose: "password: required" keeps the stricter reading below).
+_PASSWORD_VAR = re.compile(
+    r"[A-Z0-9_]*(?:PASSWORD|PASSWD)|(?:[A-Z0-9]+_)+(?:PWD|PASS)|(?:[A-Za-z0-9]+[_.-])+(?:password|passwd|pwd|pass)|[a-z0-9]+password"
+)
+_PLACEHOLDER_VALUE = re.compile(
+    r"(?i)(.)\1*|\.\.\.|x+|\*+|change_?me|change_?it|password|passw0rd|pass|secret|example|placeholder|redacted|"
+    r"hidden|masked|none|null|nil|true|false|undefined|empty|required|optional|not[ _]?set|unset|your[\w-]*|"
+    r"(?:my|your|the|some|new|db|user)[_-]?(?:password|secret|pass)\w*|\w*[_-]here|/(?:run|etc|var|home|tmp|usr|opt|secrets?)/.*|[\w.]+\(.*\)|os\.environ.*|process\.env.*"
+)
 # A password in a sentence: "the password for root is Xy7!pQ2z", "密码：Xy7!pQ2z", "pwd was hunter2".
 _PASSWORD_PROSE = re.compile(
     r"(?i)(?:\b(?:password|passwd|passphrase|pwd)\b[^\n]{0,30}?\b(?:is|was|are|=|:)|(?:密码|口令|密钥)[^\n]{0,6}?[是为:：=])"
@@ -231,6 +246,38 @@ _PASSWORD_FLAG = re.compile(
     r"([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\")"
     r"|\b(?:sshpass[ \t]+-p|redis-cli\b[^\n]*?[ \t]-a)[ \t]{1,3}([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\"))"
 )
+_CLI_VALUE = r"""([^\s'"]+|'[^'\n]+'|"[^"\n]+")"""
+# CLIs that take a password another way (each group: the password; `password_value` checks it):
+# registry/cluster logins with `-p X` (`docker login -u bob -p X`; `docker run -p 8080:80` has no
+# `login`), the mongo shells' `-p`, LDAP tools' `-w`, `smbclient -U user%pass`, `rabbitmqctl
+# add_user user pass`, `npm config set //host/:_authToken X`. `htpasswd -b` is `_htpasswd_spans`.
+_CLI_PASSWORD = re.compile(
+    r"\b(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|crane|oc|az|cf|argocd|finch|regctl|jf|jfrog)\b[^\n]*?\blogin\b"
+    r"[^\n]*?[ \t]-p(?:[ \t]{1,3}|=)?" + _CLI_VALUE
+    + r"|\bmongo(?:sh|dump|restore|export|import|stat|top|files)?\b[^\n]*?[ \t]-p(?:[ \t]{1,3}|=)?" + _CLI_VALUE
+    + r"|\bldap(?:search|add|modify|delete|passwd|compare|modrdn|whoami|exop)\b[^\n]*?[ \t]-w[ \t]{1,3}" + _CLI_VALUE
+    + r"|[ \t](?:-U|--user(?:name)?)(?:[ \t]{1,3}|=)['\"]?[^\s%'\"]+%([^\s'\"]+)"
+    + r"|\brabbitmqctl(?:[ \t]+-\S+(?:[ \t]+[^\s-]\S*)?)*[ \t]+(?:add_user|change_password)[ \t]+\S+[ \t]{1,3}" + _CLI_VALUE
+    + r"|\bnpm[ \t]+config[ \t]+set[ \t]+\S*:_(?:authToken|auth|password)(?:[ \t]{1,3}|=)" + _CLI_VALUE
+)
+_HTPASSWD = re.compile(r"\bhtpasswd((?:[ \t]+[^\s|;&<>]+){2,8})")
+# ~/.netrc (curl, git, pip read it): `machine api.example.com login bob password X`, on one line or several.
+_NETRC = re.compile(
+    r"\b(?:machine[ \t]+(?:[\w-]+\.[\w.-]+|localhost)|default)(?:\s+(?:login|account|port|protocol)[ \t]+\S+)*\s+password[ \t]+(\S+)"
+)
+# `<password>X</password>`, `<apiKey>X</apiKey>` (Maven settings.xml, app configs).
+_XML_SECRET = re.compile(
+    r"(?i)<([\w:.-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key)[\w.-]*)>[ \t]*([^<>\s]{3,200})[ \t]*</\1>"
+)
+# A Kubernetes container env entry: `- name: POSTGRES_PASSWORD` then `value: X` on the next line.
+_K8S_ENV = re.compile(r"""\bname:[ \t]*["']?([A-Za-z0-9_.-]+)["']?[ \t]*\r?\n[ \t]*-?[ \t]*value:[ \t]*""" + _CLI_VALUE)
+# A Kubernetes Secret manifest: every value under `data:`/`stringData:` is secret (base64 is no cover).
+_K8S_SECRET_KIND = re.compile(r"""(?m)^[ \t]*kind:[ \t]*["']?Secret["']?[ \t]*$""")
+_K8S_DATA_BLOCK = re.compile(r"(?m)^([ \t]*)(?:data|stringData):[ \t]*\n((?:\1[ \t]+\S[^\n]*(?:\n|$)|[ \t]*\n)+)")
+_K8S_DATA_ITEM = re.compile(r"""(?m)^([ \t]+)["']?[\w.-]+["']?:[ \t]*(?:([|>][-+]?[ \t]*\n(?:\1[ \t]+[^\n]*(?:\n|$))+)|(\S[^\n]*?))[ \t]*$""")
+# A URL whose user part is a key alone (Sentry DSN `https://<32 hex>@o1.ingest.sentry.io/2`,
+# `https://<token>@github.com/...`): credentials, not an e-mail address. User names stay (`ssh://git@host`).
+_URL_KEY = re.compile(r"(?<=://)[A-Za-z0-9_.~+%-]{16,256}(?=@[\w\[])")
 # Authorization headers and bare `Bearer xyz`: everything after the scheme.
 _AUTH_HEADER = re.compile(
     r"(?i)\b(?:authorization|proxy-authorization)[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?(?:(?:basic|bearer|token|digest|"
@@ -341,6 +388,19 @@ def looks_random(token: str, min_len: int = 16, min_entropy: float = 3.3) -> boo
     return not _safe_shape(token)
 
 
+def password_value(value: str) -> bool:
+    """Is `value` (of something named a password) a password, not a placeholder or a reference?
+
+    Any real value counts, whatever its length or entropy (`hunter2`, `123456`, `abc`). Kept:
+    references (`${VAR}`, `$VAR`, `%VAR%`, `{{ var }}`, `$(cat file)`), `<password>`, `***`, `xxx`,
+    `...`, empty, and the well-known default/placeholder words (`changeme`, `password`, `secret`,
+    `your_password`...): a publicly known default protects nothing, and keeping it keeps the
+    meaning of the documentation or compose file it sits in.
+    """
+    v = value.strip("\"'`").rstrip(".,;:!?")
+    return len(v) >= 3 and not _PLACEHOLDER_VALUE.fullmatch(v) and not v.startswith(("$", "<", "{", "%"))
+
+
 def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
     """Is the value of `key = value` a credential, not prose ("password: required") or a reference?"""
     v = value.strip("\"'`").rstrip(".,;:!?")
@@ -348,6 +408,10 @@ def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
         # A quoted literal after a credential name goes, placeholder-looking or not
         # (`password = "test"`): detect-secrets' keyword rule, which the verifier runs, reads it so.
         return bool(v) and not _REFERENCE.fullmatch(v)
+    if re.match(r"(?:~|\.{1,2})?/(?:run|etc|var|home|tmp|usr|opt|secrets?|mnt|srv|Users)/", v):
+        return False  # `PWD=/home/bob`, `DB_PASSWORD_FILE=/run/secrets/db`: a path, not a password
+    if _PASSWORD_VAR.fullmatch(key):
+        return password_value(v)  # `PGPASSWORD=hunter2`: a variable named a password holds one
     if len(v) < 4 or re.fullmatch(r"(?i)\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+|x+|\.+|null|none|true|false|"
                                   r"undefined|nil|empty|required|optional|string|str|int|bool|secret|password|"
                                   r"token|yes|no|not set|unset|redacted|hidden|changeme|example|your[\w-]*|"
@@ -404,6 +468,32 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
             value = text[start:end].strip("'\"")
             if len(value) >= 3 and not value.startswith(("$", "<", "{")) and not re.fullmatch(r"\d{1,5}(?::\d+)?", value):
                 spans.append((start, end, "Password"))
+    if on("cli_password"):
+        for m in _CLI_PASSWORD.finditer(text):
+            start, end = _group_span(m)
+            if password_value(text[start:end]) and not re.fullmatch(r"\d{1,5}(?::\d+)?", text[start:end]):
+                spans.append((start, end, "Password"))
+    if on("htpasswd"):
+        spans += _htpasswd_spans(text)
+    if on("netrc"):
+        spans += [(*m.span(1), "Password") for m in _NETRC.finditer(text) if password_value(m.group(1))]
+    if on("xml_secret"):
+        for m in _XML_SECRET.finditer(text):
+            if _plausible_value(m.group(2), m.group(1)):
+                spans.append((*m.span(2), "Password" if re.search(r"(?i)pass", m.group(1)) else "GenericSecret"))
+    if on("k8s_env"):
+        for m in _K8S_ENV.finditer(text):
+            start, end = m.span(next(i for i in range(2, m.re.groups + 1) if m.group(i) is not None))
+            key = m.group(1)
+            if re.search(r"(?i)pass|pwd|secret|token|key|credential", key) and _plausible_value(text[start:end], key):
+                spans.append((start, end, "Password" if re.search(r"(?i)pass|pwd", key) else "GenericSecret"))
+    if on("k8s_secret"):
+        spans += _k8s_secret_spans(text)
+    if on("url_key"):
+        for m in _URL_KEY.finditer(text):
+            user = m.group()
+            if re.fullmatch(r"[0-9a-fA-F]{16,}", user) or looks_random(user, min_len=16, min_entropy=3.0):
+                spans.append((m.start(), m.end(), "URLCredentials"))
     if on("password_prose"):
         for m in _PASSWORD_PROSE.finditer(text):
             value = m.group(1).rstrip(".,;:!?)")
@@ -430,6 +520,40 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
     if on("context_token"):
         spans += _context_tokens(text)
     return spans
+
+
+def _htpasswd_spans(text: str) -> list[Span]:
+    """`htpasswd -b[c] FILE USER PASSWORD`, `htpasswd -nb USER PASSWORD`: the password argument."""
+    out = []
+    for m in _HTPASSWD.finditer(text):
+        args = [(a.start(), a.end(), a.group()) for a in re.finditer(r"\S+", m.group(1))]
+        flags = "".join(a[2][1:] for a in args if a[2].startswith("-"))
+        positional = [a for a in args if not a[2].startswith("-")]
+        index = 1 if "n" in flags else 2
+        if "b" in flags and len(positional) > index and password_value(positional[index][2]):
+            start, end, _ = positional[index]
+            out.append((m.start(1) + start, m.start(1) + end, "Password"))
+    return out
+
+
+def _k8s_secret_spans(text: str) -> list[Span]:
+    """The values under `data:`/`stringData:` of each YAML document that is a `kind: Secret`."""
+    out = []
+    separators = list(re.finditer(r"(?m)^---[^\n]*$", text))
+    starts = [0] + [m.end() for m in separators]
+    ends = [m.start() for m in separators] + [len(text)]
+    for offset, stop in zip(starts, ends):
+        doc = text[offset:stop]
+        if not _K8S_SECRET_KIND.search(doc):
+            continue
+        for block in _K8S_DATA_BLOCK.finditer(doc):
+            for item in _K8S_DATA_ITEM.finditer(block.group(2)):
+                group = 2 if item.group(2) else 3
+                value = item.group(group).rstrip()
+                if value.strip("\"'") and value not in ("{}", "~", "null"):
+                    start = offset + block.start(2) + item.start(group)
+                    out.append((start, start + len(value), "KubernetesSecret"))
+    return out
 
 
 def _context_tokens(text: str) -> list[Span]:
@@ -471,6 +595,13 @@ _OWN_PREFILTER = {
     "password_flag": r"(?i)\s-p[^\s]|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)[=\s]|sshpass|redis-cli",
     "assignment": r"(?i)(?:pass|pwd|psw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?(?:[ \t]{0,3}(?:[=:!]|is\b|as\b)|[ \t]+[\"'`])",
     "aws_secret": r"[A-Za-z0-9/+]{40}",
+    "cli_password": r"(?i)login[^\n]*[ \t]-p|mongo[^\n]*[ \t]-p|ldap[a-z]+[^\n]*[ \t]-w|(?:-U|--user|--username)[ \t=]{1,3}['\"]?[^\s%'\"]+%|rabbitmqctl|:_(?:authToken|auth|password)",
+    "htpasswd": r"htpasswd",
+    "netrc": r"machine[ \t]|default\s",
+    "xml_secret": r"(?i)<[\w:.-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key)[\w.-]*>",
+    "k8s_env": r"name:[^\n]*\n[ \t]*-?[ \t]*value:",
+    "k8s_secret": r"kind:[ \t]*[\"']?Secret",
+    "url_key": r"://[A-Za-z0-9_.~+%-]{16}",
     "password_prose": r"(?i)(?:passw|passphrase|pwd)[^\n]{0,40}(?:is|was|are|=|:)|\xe5\xaf\x86\xe7\xa0\x81|\xe5\x8f\xa3\xe4\xbb\xa4|\xe5\xaf\x86\xe9\x92\xa5",
     # A credential word, then within the line a 16-character token (or a 32-character one anywhere).
     "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+=~-]{32}",
