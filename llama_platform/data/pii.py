@@ -108,6 +108,8 @@ def _emails(text: str) -> list[Span]:
         after = text[m.end() : m.end() + 2]
         if local in ("git", "hg", "svn") or (after[:1] == ":" and after[1:2] not in ("", " ", "\n")):
             continue  # an scp-style remote: git@github.com:owner/repo.git
+        if text.endswith("://", 0, m.start()):
+            continue  # a URL's user name (`https://ci-bot@bitbucket.org/...`), not an address; keys there are secrets.py's
         if domain.rsplit(".", 1)[-1].lower() in _NOT_MAIL_TLD or re.match(r"\d+(?:\.\d+)?x\.", domain):
             continue
         out.append((m.start(), m.end(), EMAIL))

@@ -229,7 +229,7 @@ _PASSWORD_VAR = re.compile(
     r"[A-Z0-9_]*(?:PASSWORD|PASSWD)|(?:[A-Z0-9]+_)+(?:PWD|PASS)|(?:[A-Za-z0-9]+[_.-])+(?:password|passwd|pwd|pass)|[a-z0-9]+password"
 )
 _PLACEHOLDER_VALUE = re.compile(
-    r"(?i)(.)\1*|\.\.\.|x+|\*+|change_?me|change_?it|password|passw0rd|pass|secret|example|placeholder|redacted|"
+    r"(?i)\$\{?[\w.:-]+\}?.*|\$\(.*|%\w+%|\{\{.*|\{%.*|<[^<>]*>?.*|(.)\1*|\.\.\.|x+|\*+|change_?me|change_?it|password|passw0rd|pass|secret|example|placeholder|redacted|"
     r"hidden|masked|none|null|nil|true|false|undefined|empty|required|optional|not[ _]?set|unset|your[\w-]*|"
     r"(?:my|your|the|some|new|db|user)[_-]?(?:password|secret|pass)\w*|\w*[_-]here|/(?:run|etc|var|home|tmp|usr|opt|secrets?)/.*|[\w.]+\(.*\)|os\.environ.*|process\.env.*"
 )
@@ -398,7 +398,7 @@ def password_value(value: str) -> bool:
     meaning of the documentation or compose file it sits in.
     """
     v = value.strip("\"'`").rstrip(".,;:!?")
-    return len(v) >= 3 and not _PLACEHOLDER_VALUE.fullmatch(v) and not v.startswith(("$", "<", "{", "%"))
+    return len(v) >= 3 and not _PLACEHOLDER_VALUE.fullmatch(v)
 
 
 def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
