@@ -212,7 +212,9 @@ _VALUE = r"""(?:"([^"\s]{1,200})"|'([^'\s]{1,200})'|`([^`\s]{1,200})`|([^\s"'`,;
 # `password: hunter2`, `DB_PASSWORD=...`, `"api_key": "..."`, `-e SECRET_KEY=...`, `Password=...;` in
 # connection strings. The value check (`_plausible_value`) keeps prose like "password: required".
 _ASSIGNMENT = re.compile(
-    r"(?i)(?:(?<![A-Za-z0-9])|(?-i:(?<=[A-Z0-9])(?=PASSWORD|PASSWD)))(" + _KEY_WORD + r")[\"']?(?:[ \t]{0,3}(?:=>|:=|===?|!==?|=|:|\bis\b|\bas\b)[ \t]{0,5}"
+    # `PGPASSWORD`: an upper-case prefix glued to the word counts too (`_KEY_PREFIX` reads it back)
+    r"(?i)(?:(?<![A-Za-z0-9])|(?-i:(?<=[A-Z0-9])(?=PASSWORD|PASSWD)))(" + _KEY_WORD
+    + r")[\"']?(?:[ \t]{0,3}(?:=>|:=|===?|!==?|=|:|\bis\b|\bas\b)[ \t]{0,5}"
     + _VALUE + r"|[ \t]+(?=[\"'`])" + _VALUE + ")"
 )
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]*$")
@@ -226,12 +228,18 @@ _STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|p
 # (the shell's working directory), `BYPASS`, `PASSWORD_FILE`, `password_min_length`, nor a bare
 # lower-case `password` (prose: "password: required" keeps the stricter reading below).
 _PASSWORD_VAR = re.compile(
-    r"[A-Z0-9_]*(?:PASSWORD|PASSWD)|(?:[A-Z0-9]+_)+(?:PWD|PASS)|(?:[A-Za-z0-9]+[_.-])+(?:password|passwd|pwd|pass)|[a-z0-9]+password"
+    r"[A-Z0-9_]*(?:PASSWORD|PASSWD)|(?:[A-Z0-9]+_)+(?:PWD|PASS)|(?:[A-Za-z0-9]+[_.-])+(?:password|passwd)|[a-z0-9]+password"
+)
+# Code, not a value: `user_password: str`, `PASSWORD = settings.PASSWORD`, `os.getenv`, `old_password`.
+_CODE_VALUE = re.compile(
+    r"(?i)str|string|int|bool|bytes|optional|any|secretstr|[\w]+\.[\w.]+|env\(.*|getenv.*|\w*(?:password|passwd|pwd)\w*"
 )
 _PLACEHOLDER_VALUE = re.compile(
-    r"(?i)\$\{?[\w.:-]+\}?.*|\$\(.*|%\w+%|\{\{.*|\{%.*|<[^<>]*>?.*|(.)\1*|\.\.\.|x+|\*+|change_?me|change_?it|password|passw0rd|pass|secret|example|placeholder|redacted|"
-    r"hidden|masked|none|null|nil|true|false|undefined|empty|required|optional|not[ _]?set|unset|your[\w-]*|"
-    r"(?:my|your|the|some|new|db|user)[_-]?(?:password|secret|pass)\w*|\w*[_-]here|/(?:run|etc|var|home|tmp|usr|opt|secrets?)/.*|[\w.]+\(.*\)|os\.environ.*|process\.env.*"
+    r"(?i)\$\{?[\w.:-]+\}?.*|\$\(.*|%\w+%|\{\{.*|\{%.*|<[^<>]*>?.*|(.)\1*|\.\.\.|x+|\*+|"  # references, masks
+    r"change_?me|change_?it|password|passw0rd|pass|secret|example|placeholder|redacted|hidden|masked|none|null|nil|"
+    r"true|false|undefined|empty|required|optional|not[ _]?set|unset|your[\w-]*|\w*[_-]here|"
+    r"(?:my|your|the|some|new|db|user)[_-]?(?:password|secret|pass)\w*|/(?:run|etc|var|home|tmp|usr|opt|secrets?)/.*|"
+    r"[\w.]+\(.*\)|os\.environ.*|process\.env.*"
 )
 # A password in a sentence: "the password for root is Xy7!pQ2z", "密码：Xy7!pQ2z", "pwd was hunter2".
 _PASSWORD_PROSE = re.compile(
@@ -395,10 +403,10 @@ def password_value(value: str) -> bool:
     references (`${VAR}`, `$VAR`, `%VAR%`, `{{ var }}`, `$(cat file)`), `<password>`, `***`, `xxx`,
     `...`, empty, and the well-known default/placeholder words (`changeme`, `password`, `secret`,
     `your_password`...): a publicly known default protects nothing, and keeping it keeps the
-    meaning of the documentation or compose file it sits in.
+    meaning of the documentation or compose file it sits in. Nor code (`str`, `settings.PASSWORD`).
     """
     v = value.strip("\"'`").rstrip(".,;:!?")
-    return len(v) >= 3 and not _PLACEHOLDER_VALUE.fullmatch(v)
+    return len(v) >= 3 and not _PLACEHOLDER_VALUE.fullmatch(v) and not _CODE_VALUE.fullmatch(v)
 
 
 def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
@@ -410,8 +418,8 @@ def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
         return bool(v) and not _REFERENCE.fullmatch(v)
     if re.match(r"(?:~|\.{1,2})?/(?:run|etc|var|home|tmp|usr|opt|secrets?|mnt|srv|Users)/", v):
         return False  # `PWD=/home/bob`, `DB_PASSWORD_FILE=/run/secrets/db`: a path, not a password
-    if _PASSWORD_VAR.fullmatch(key):
-        return password_value(v)  # `PGPASSWORD=hunter2`: a variable named a password holds one
+    if _PASSWORD_VAR.fullmatch(key):  # `PGPASSWORD=hunter2`: a variable named a password holds one
+        return password_value(v)
     if len(v) < 4 or re.fullmatch(r"(?i)\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+|x+|\.+|null|none|true|false|"
                                   r"undefined|nil|empty|required|optional|string|str|int|bool|secret|password|"
                                   r"token|yes|no|not set|unset|redacted|hidden|changeme|example|your[\w-]*|"
@@ -506,6 +514,10 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
             prefix = _KEY_PREFIX.search(text, max(0, m.start() - 40), m.start())
             key = (prefix.group() if prefix else "") + m.group(1)
             quoted = start > 0 and text[start - 1] in "\"'`"
+            if not quoted and text[end : end + 1] in ("(", "["):
+                continue  # code: `password = get_password()`, `pw = request.POST['pw']`
+            if _PASSWORD_VAR.fullmatch(key) and re.search(r"(?i)\b(?:is|as)\b", text[m.end(1) : start]):
+                continue  # "the PGPASSWORD is ignored": prose about the variable, not its value
             if start > m.start(1) and _plausible_value(text[start:end], key, quoted):
                 kind = "Password" if re.search(r"(?i)pass|pwd|psw", m.group(1)) else "GenericSecret"
                 spans.append((start, end, kind))

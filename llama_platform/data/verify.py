@@ -46,7 +46,10 @@ ENTROPY_THRESHOLD = 4.4
 # (name, regex): group 1 is the credential. Whitespace before a value is at most one character:
 # a masked placeholder (spaces) must not let the next word pass for the value.
 _PROSE_RULES = (
-    ("PasswordVariable", re.compile(r"""(?<![\w$])(?:[A-Z][A-Z0-9]*_)*[A-Z0-9]*PASS(?:WORD|WD)[ \t]?[=:][ \t]?["']?([^\s"']{3,})""")),
+    # A literal only (no `.`, brackets or calls: `PASSWORD = settings.PASSWORD` is code).
+    ("PasswordVariable", re.compile(
+        r"""(?<![\w$])(?:[A-Z][A-Z0-9]*_)*[A-Z0-9]*PASS(?:WORD|WD)[ \t]?[=:][ \t]?["']?([^\s"'.()\[\]{}$<>%,;]{3,})(?=["'\s,;]|$)"""
+    )),
     ("CLIPassword", re.compile(r"""\blogin\b[^\n]*?[ \t](?:-p|--password)[ \t=]["']?([^\s"'-][^\s"']*)""")),
     ("CLIPassword", re.compile(r"""\b(?:sshpass[ \t]+-p|redis-cli\b[^\n]*?[ \t]-a)[ \t]["']?([^\s"'-][^\s"']*)""")),
     ("NetrcPassword", re.compile(r"\bmachine[ \t]+[\w-]+\.[\w.-]+(?:\s+login[ \t]+\S+)?\s+password[ \t](\S+)")),
