@@ -50,10 +50,13 @@ _PROSE_RULES = (
     ("PasswordVariable", re.compile(
         r"""(?<![\w$])(?:[A-Z][A-Z0-9]*_)*[A-Z0-9]*PASS(?:WORD|WD)[ \t]?[=:][ \t]?["']?([^\s"'.()\[\]{}$<>%,;]{3,})(?=["'\s,;]|$)"""
     )),
-    ("CLIPassword", re.compile(r"""\blogin\b[^\n]*?[ \t](?:-p|--password)[ \t=]["']?([^\s"'-][^\s"']*)""")),
+    ("CLIPassword", re.compile(r"""(?:\blogin\b|\bmongo\w*)[^\n]*?[ \t](?:-p|--password)[ \t=]["']?([^\s"'-][^\s"']*)""")),
+    # htpasswd -b FILE USER PASSWORD, htpasswd -nb USER PASSWORD
+    ("CLIPassword", re.compile(r"\bhtpasswd[ \t]+-(?=[A-Za-z]*n)(?=[A-Za-z]*b)[A-Za-z]+[ \t]+[^\s-]\S*[ \t]([^\s-]\S*)")),
+    ("CLIPassword", re.compile(r"\bhtpasswd[ \t]+-(?![A-Za-z]*n)(?=[A-Za-z]*b)[A-Za-z]+[ \t]+[^\s-]\S*[ \t]+[^\s-]\S*[ \t]([^\s-]\S*)")),
     ("CLIPassword", re.compile(r"""\b(?:sshpass[ \t]+-p|redis-cli\b[^\n]*?[ \t]-a)[ \t]["']?([^\s"'-][^\s"']*)""")),
     ("NetrcPassword", re.compile(r"\bmachine[ \t]+[\w-]+\.[\w.-]+(?:\s+login[ \t]+\S+)?\s+password[ \t](\S+)")),
-    ("URLKeyCredentials", re.compile(r"://([0-9a-fA-F]{32,})@")),
+    ("URLKeyCredentials", re.compile(r"://([A-Za-z0-9_-]{32,})@")),
 )
 
 
@@ -62,7 +65,11 @@ def prose_findings(text: str) -> list[tuple[int, int, str]]:
     for name, regex in _PROSE_RULES:
         for m in regex.finditer(text):
             value = m.group(1)
-            if name == "URLKeyCredentials" or password_value(value) and not re.fullmatch(r"[\d:./]+|/.*", value):
+            if name == "URLKeyCredentials":
+                ok = bool(re.fullmatch(r"[0-9a-fA-F]+", value)) or looks_random(value, min_len=32, min_entropy=3.0)
+            else:  # not a port (`-p 8080`) nor a path
+                ok = password_value(value) and not re.fullmatch(r"\d{1,5}(?::\d+)*|[\d.]+:[\d:./]+|/.*", value)
+            if ok:
                 out.append((*m.span(1), name))
     return out
 
