@@ -212,8 +212,8 @@ _VALUE = r"""(?:"([^"\s]{1,200})"|'([^'\s]{1,200})'|`([^`\s]{1,200})`|([^\s"'`,;
 # `password: hunter2`, `DB_PASSWORD=...`, `"api_key": "..."`, `-e SECRET_KEY=...`, `Password=...;` in
 # connection strings. The value check (`_plausible_value`) keeps prose like "password: required".
 _ASSIGNMENT = re.compile(
-    # `PGPASSWORD`: an upper-case prefix glued to the word counts too (`_KEY_PREFIX` reads it back)
-    r"(?i)(?:(?<![A-Za-z0-9])|(?-i:(?<=[A-Z0-9])(?=PASSWORD|PASSWD)))(" + _KEY_WORD
+    # `PGPASSWORD`, `keyStorePassword`: a prefix glued to the word counts too (`_KEY_PREFIX` reads it back)
+    r"(?i)(?:(?<![A-Za-z0-9])|(?-i:(?<=[A-Z0-9])(?=PASSWORD|PASSWD)|(?<=[a-z0-9])(?=Password|Passwd)))(" + _KEY_WORD
     + r")[\"']?(?:[ \t]{0,3}(?:=>|:=|===?|!==?|=|:|\bis\b|\bas\b)[ \t]{0,5}"
     + _VALUE + r"|[ \t]+(?=[\"'`])" + _VALUE + ")"
 )
@@ -229,6 +229,7 @@ _STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|p
 # lower-case `password` (prose: "password: required" keeps the stricter reading below).
 _PASSWORD_VAR = re.compile(
     r"[A-Z0-9_]*(?:PASSWORD|PASSWD)|(?:[A-Z0-9]+_)+(?:PWD|PASS)|(?:[A-Za-z0-9]+[_.-])+(?:password|passwd)|[a-z0-9]+password"
+    r"|(?:[A-Za-z0-9]+[_.-])*[a-z][A-Za-z0-9]*(?:Password|Passwd)"
 )
 # Code, not a value: `user_password: str`, `PASSWORD = settings.PASSWORD`, `os.getenv`, `old_password`.
 _CODE_VALUE = re.compile(
@@ -249,7 +250,8 @@ _PASSWORD_PROSE = re.compile(
 # Command-line password flags: `-pSECRET` (mysql family, only where a `-u` user flag or the tool
 # name is on the line: `-p` alone is `mkdir -p`, `-pthread`...), `--password SECRET`, `sshpass -p X`.
 _PASSWORD_FLAG = re.compile(
-    r"(?i)(?:(?:\bmysql\w*|\bmariadb\w*|\bmycli|\s-u\s?\S+)\b[^\n]*?\s-p(?!\s)([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\")"
+    # (`-u(?!ser)`, `-p(?!assword)`: `influx -username bob -password X` is the `--password` form below)
+    r"(?i)(?:(?:\bmysql\w*|\bmariadb\w*|\bmycli|\s-u(?!ser)\s?\S+)\b[^\n]*?\s-p(?!\s|assw(?:or)?d\b)([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\")"
     r"|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)(?:=|[ \t]{1,3})(?!-)"
     r"([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\")"
     r"|\b(?:sshpass[ \t]+-p|redis-cli\b[^\n]*?[ \t]-a)[ \t]{1,3}([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\"))"
@@ -267,6 +269,22 @@ _CLI_PASSWORD = re.compile(
     + r"|[ \t](?:-U|--user(?:name)?)(?:[ \t]{1,3}|=)['\"]?[^\s%'\"]+%([^\s'\"]+)"
     + r"|\brabbitmqctl(?:[ \t]+-\S+(?:[ \t]+[^\s-]\S*)?)*[ \t]+(?:add_user|change_password)[ \t]+\S+[ \t]{1,3}" + _CLI_VALUE
     + r"|\bnpm[ \t]+config[ \t]+set[ \t]+\S*:_(?:authToken|auth|password)(?:[ \t]{1,3}|=)" + _CLI_VALUE
+    # SQL Server tools' and zip's `-P X`, 7-Zip's and sshpass' `-pX`, keytool's `-storepass X`, `lftp -u user,pass`
+    + r"|\b(?:sqlcmd|bcp|osql|isql|mssql-cli|zip|unzip|zipcloak)\b[^\n]*?[ \t]-P[ \t]{1,3}" + _CLI_VALUE
+    + r"|\b(?:7z|7za|7zr|sshpass)\b[^\n]*?[ \t]-p(?!\s)" + _CLI_VALUE
+    + r"|[ \t]-(?:src|dest|new)?(?:store|key)pass[ \t]{1,3}" + _CLI_VALUE
+    + r"|\blftp\b[^\n]*?[ \t]-u[ \t]{1,3}[^\s,]+," + _CLI_VALUE
+    # `net use \\srv\share /user:bob X`, `mc alias set NAME URL ACCESS_KEY SECRET_KEY`, `aws configure set KEY X`
+    + r"|\bnet[ \t]+use\b[^\n]*?[ \t]/user:\S+[ \t]{1,3}(?![/*])" + _CLI_VALUE
+    + r"|\bmc[ \t]+(?:alias[ \t]+set|config[ \t]+host[ \t]+add)[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]{1,3}" + _CLI_VALUE
+    + r"|\baws[ \t]+configure[ \t]+set[ \t]+\S*(?:secret|token)\S*[ \t]{1,3}" + _CLI_VALUE
+    + r"|\brclone[ \t]+config[ \t]+(?:create|update)\b[^\n]*?[ \t](?:secret_access_key|pass|password|client_secret|token)[ \t]{1,3}" + _CLI_VALUE
+    # a password piped in: `echo X | sudo -S ...`, `echo X | docker login --password-stdin`
+    + r"|\becho[ \t]+(?:-n[ \t]+)?" + _CLI_VALUE + r"[ \t]*\|[ \t]*(?:sudo[ \t]+-\w*S|[^\n|]*--password-stdin)"
+)
+# ~/.pgpass: `host:port:database:user:password` (a host name and a user with a letter: not a time or a MAC address).
+_PGPASS = re.compile(
+    r"(?m)^[ \t]*(?:\*|localhost|[\w-]+(?:\.[\w-]+)+):(?:\d{1,5}|\*):[\w*.-]+:(?=[^:\n]*[A-Za-z*])[\w*.@-]+:([^\s:]+)[ \t]*$"
 )
 _HTPASSWD = re.compile(r"\bhtpasswd((?:[ \t]+[^\s|;&<>]+){2,8})")
 # ~/.netrc (curl, git, pip read it): `machine api.example.com login bob password X`, on one line or several.
@@ -418,7 +436,7 @@ def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
         return bool(v) and not _REFERENCE.fullmatch(v)
     if re.match(r"(?:~|\.{1,2})?/(?:run|etc|var|home|tmp|usr|opt|secrets?|mnt|srv|Users)/", v):
         return False  # `PWD=/home/bob`, `DB_PASSWORD_FILE=/run/secrets/db`: a path, not a password
-    if _PASSWORD_VAR.fullmatch(key):  # `PGPASSWORD=hunter2`: a variable named a password holds one
+    if _PASSWORD_VAR.fullmatch(key.lstrip("-")):  # `PGPASSWORD=hunter2`, `-DkeyStorePassword=`: named a password
         return password_value(v)
     if len(v) < 4 or re.fullmatch(r"(?i)\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+|x+|\.+|null|none|true|false|"
                                   r"undefined|nil|empty|required|optional|string|str|int|bool|secret|password|"
@@ -483,6 +501,8 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
                 spans.append((start, end, "Password"))
     if on("htpasswd"):
         spans += _htpasswd_spans(text)
+    if on("pgpass"):
+        spans += [(*m.span(1), "Password") for m in _PGPASS.finditer(text) if password_value(m.group(1))]
     if on("netrc"):
         spans += [(*m.span(1), "Password") for m in _NETRC.finditer(text) if password_value(m.group(1))]
     if on("xml_secret"):
@@ -607,8 +627,10 @@ _OWN_PREFILTER = {
     "password_flag": r"(?i)\s-p[^\s]|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)[=\s]|sshpass|redis-cli",
     "assignment": r"(?i)(?:pass|pwd|psw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?(?:[ \t]{0,3}(?:[=:!]|is\b|as\b)|[ \t]+[\"'`])",
     "aws_secret": r"[A-Za-z0-9/+]{40}",
-    "cli_password": r"(?i)login[^\n]*[ \t]-p|mongo[^\n]*[ \t]-p|ldap[a-z]+[^\n]*[ \t]-w|(?:-U|--user|--username)[ \t=]{1,3}['\"]?[^\s%'\"]+%|rabbitmqctl|:_(?:authToken|auth|password)",
+    "cli_password": r"(?i)login[^\n]*[ \t]-p|mongo[^\n]*[ \t]-p|ldap[a-z]+[^\n]*[ \t]-w|(?:-U|--user|--username)[ \t=]{1,3}['\"]?[^\s%'\"]+%|rabbitmqctl|:_(?:authToken|auth|password)"
+    r"|[ \t]-P[ \t]|[ \t]-p[^\s]|pass[ \t]|lftp|/user:|mc[ \t]+(?:alias|config)|configure[ \t]+set|rclone|\|[ \t]*sudo|password-stdin",
     "htpasswd": r"htpasswd",
+    "pgpass": r"[\w*]:(?:\d{1,5}|\*):[\w*.-]+:[\w*.@-]+:[^\s:]",
     "netrc": r"machine[ \t]|default\s",
     "xml_secret": r"(?i)<[\w:.-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key)[\w.-]*>",
     "k8s_env": r"name:[^\n]*\n[ \t]*-?[ \t]*value:",

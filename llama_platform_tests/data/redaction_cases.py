@@ -431,6 +431,12 @@ def _round2_secret_makers(g: _Gen) -> dict[str, Callable[[], tuple[str, tuple[st
             "rabbitmqctl add_user {u} {p}", "htpasswd -b /etc/nginx/.htpasswd {u} {p}", "htpasswd -nbB {u} {p}",
             "sshpass -p {p} ssh {u}@build-01", "redis-cli -h cache -a {p} ping", "mytool --db-password={p} migrate",
             "npm config set //npm.example.com/:_authToken {p}", "mysqladmin -u {u} -p{p} status",
+            "sqlcmd -S db.example.com -U {u} -P {p} -Q 'SELECT 1'", "keytool -list -keystore app.jks -storepass {p}",
+            "zip -P {p} backup.zip dump.sql", "7z x backup.7z -p{p}", "lftp -u {u},{p} ftp.example.com", "sshpass -p{p} scp a {u}@b:",
+            "net use Z: \\\\fs01\\share /user:{u} {p}", "mc alias set minio http://minio:9000 {u} {p}",
+            "echo '{p}' | sudo -S systemctl restart app", "echo {p} | docker login -u {u} --password-stdin",
+            "db.example.com:5432:app:{u}:{p}", "java -Djavax.net.ssl.keyStorePassword={p} -jar app.jar",
+            "influx -username {u} -password {p}", '{{"adminPassword": "{p}"}}',
         )  # fmt: skip
         return _wrap(g, form.format(u=user(), p=pw)), (pw,)
 
@@ -517,6 +523,9 @@ def _round2_negative_makers(g: _Gen) -> dict[str, Callable[[], str]]:
             "docker login -u ci --password-stdin registry.example.com", "docker login -u ci -p $CI_REGISTRY_PASSWORD $CI_REGISTRY",
             "mysql -u root -p", "htpasswd -c /etc/nginx/.htpasswd bob", f"ps -p {port()} -o rss", "python -p foo.py",
             "ldapsearch -x -W -b dc=example,dc=org", "rabbitmqctl list_users", "npm config get registry",
+            "zip -r site.zip public/", "7z a -p archive.7z files", "sqlcmd -S db -E -Q 'SELECT 1'", "gcc -pthread -o app main.c",
+            "python -m pytest -p no:cacheprovider", "echo $DB_PASS | docker login --password-stdin", "at 10:20:30:40:50 UTC",
+            "net use Z: \\\\fs01\\share /user:bob /persistent:yes", "aws configure set region us-east-1", "keytool -storepass:env KS_PASS",
         ),  # fmt: skip
         "neg_password_variable_placeholder": lambda: g.pick(
             "PGPASSWORD=${PGPASSWORD} psql -h db", "DB_PASSWORD=<password>", "DB_PASSWORD=***", "DB_PASSWORD=", "MYSQL_PWD=xxx",

@@ -193,7 +193,7 @@ def _own_real_regexes() -> dict[str, list[re.Pattern]]:
         "private_key": [secrets._PRIVATE_KEY_BEGIN], "putty": [secrets._PUTTY_KEY],
         "url_credentials": [secrets._URL_CREDENTIALS], "jwt": [secrets._JWT], "auth_header": [secrets._AUTH_HEADER],
         "password_flag": [secrets._PASSWORD_FLAG], "assignment": [secrets._ASSIGNMENT], "aws_secret": [secrets._AWS_SECRET],
-        "password_prose": [secrets._PASSWORD_PROSE], "cli_password": [secrets._CLI_PASSWORD], "htpasswd": [secrets._HTPASSWD],
+        "password_prose": [secrets._PASSWORD_PROSE], "cli_password": [secrets._CLI_PASSWORD], "htpasswd": [secrets._HTPASSWD], "pgpass": [secrets._PGPASS],
         "netrc": [secrets._NETRC], "xml_secret": [secrets._XML_SECRET], "k8s_env": [secrets._K8S_ENV],
         "k8s_secret": [secrets._K8S_SECRET_KIND], "url_key": [secrets._URL_KEY],
         "pii:email_obfuscated": [pii._OBFUSCATED_EMAIL], "pii:email_spelled": [pii._SPELLED_EMAIL],
@@ -290,6 +290,14 @@ STRONG = "Sup3r" + "S3cret!"
         (f"mongosh -u bob -p {WEAK} --authenticationDatabase admin", WEAK),
         (f"rabbitmqctl add_user bob {WEAK}", WEAK),
         (f"npm config set //npm.example.com/:_authToken {WEAK}", WEAK),
+        (f"sqlcmd -S db -U sa -P {WEAK} -Q 'select 1'", WEAK),
+        (f"keytool -list -keystore ks.jks -storepass {WEAK}", WEAK),
+        (f"7z x a.7z -p{WEAK}", WEAK),
+        (f"lftp -u bob,{WEAK} ftp.example.com", WEAK),
+        (f"echo '{WEAK}' | sudo -S apt update", WEAK),
+        (f"db.example.com:5432:app:bob:{WEAK}", WEAK),  # ~/.pgpass
+        (f"java -Djavax.net.ssl.keyStorePassword={WEAK} -jar app.jar", WEAK),
+        (f"influx -username bob -password {WEAK}", WEAK),
     ],
 )
 def test_password_flags_of_other_clis_are_redacted(line, password):
@@ -305,6 +313,8 @@ def test_password_flags_of_other_clis_are_redacted(line, password):
         "python -p foo.py", "mkdir -p build/dir", "git log -p", "ssh -p 22 host", "tar -p -xf a.tar",
         "docker login -u ci --password-stdin registry.example.com", "docker login -u ci -p $CI_TOKEN $CI_REGISTRY",
         "mysql -u root -p", "htpasswd -c .htpasswd bob", "ldapsearch -x -W -b dc=example,dc=org", "ps -p 1234",
+        "zip -r a.zip dir", "7z a -p archive.7z files", "gcc -pthread -o x", "python -m pytest -p no:cacheprovider",
+        "at 10:20:30:40:50 UTC", "echo $PASS | docker login --password-stdin", "aws configure set region us-east-1",
     ],
 )  # fmt: skip
 def test_cli_flags_that_take_no_password_are_kept(line):
