@@ -1,5 +1,8 @@
 """Find personal data in text: e-mails, phone numbers, IP addresses, payment cards, national IDs, IBANs.
 
+E-mail addresses include the forms written to dodge harvesters (`john [at] example [dot] com`,
+`bob at example dot com`, full-width `＠`); a URL's user name (`https://ci@host/`) is not one.
+
 Every kind is found by a cheap regex for its shape and then checked the way its issuer defines it,
 with well-kept libraries where there is one: `phonenumbers` (Google's libphonenumber metadata) for
 phone numbers, `python-stdnum` for the Luhn check, the Chinese resident ID's ISO 7064 MOD 11-2 check

@@ -192,7 +192,7 @@ def _own_real_regexes() -> dict[str, list[re.Pattern]]:
     own = {
         "private_key": [secrets._PRIVATE_KEY_BEGIN], "putty": [secrets._PUTTY_KEY],
         "url_credentials": [secrets._URL_CREDENTIALS], "jwt": [secrets._JWT], "auth_header": [secrets._AUTH_HEADER],
-        "password_flag": [secrets._PASSWORD_FLAG], "assignment": [secrets._ASSIGNMENT], "aws_secret": [secrets._AWS_SECRET],
+        "password_flag": [secrets._PASSWORD_FLAG], "assignment": [secrets._ASSIGNMENT, secrets._GLUED_PASSWORD], "aws_secret": [secrets._AWS_SECRET],
         "password_prose": [secrets._PASSWORD_PROSE], "cli_password": [secrets._CLI_PASSWORD], "htpasswd": [secrets._HTPASSWD], "pgpass": [secrets._PGPASS],
         "netrc": [secrets._NETRC], "xml_secret": [secrets._XML_SECRET], "k8s_env": [secrets._K8S_ENV],
         "k8s_secret": [secrets._K8S_SECRET_KIND], "url_key": [secrets._URL_KEY],
