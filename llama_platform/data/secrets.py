@@ -640,11 +640,11 @@ _OWN_PREFILTER = {
     r"|[ \t]-P[ \t]|[ \t]-p[^\s]|pass[ \t]|lftp|/user:|mc[ \t]+(?:alias|config)|configure[ \t]+set|rclone|\|[ \t]*sudo|password-stdin",
     "htpasswd": r"htpasswd",
     "pgpass": r"[\w*]:(?:\d{1,5}|\*):[\w*.-]+:[\w*.@-]+:[^\s:]",
-    "netrc": r"machine[ \t]|default\s",
+    "netrc": r"machine[ \t]+(?:[\w-]+\.|localhost)|default\s+(?:login|account|port|protocol|password)",
     "xml_secret": r"(?i)<[\w:.-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key)[\w.-]*>",
     "k8s_env": r"name:[^\n]*\n[ \t]*-?[ \t]*value:",
     "k8s_secret": r"kind:[ \t]*[\"']?Secret",
-    "url_key": r"://[A-Za-z0-9_.~+%-]{16}",
+    "url_key": r"://[A-Za-z0-9_.~+%-]{16,}@",
     "password_prose": r"(?i)(?:passw|passphrase|pwd)[^\n]{0,40}(?:is|was|are|=|:)|\xe5\xaf\x86\xe7\xa0\x81|\xe5\x8f\xa3\xe4\xbb\xa4|\xe5\xaf\x86\xe9\x92\xa5",
     # A credential word, then within the line a 16-character token (or a 32-character one anywhere).
     "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+=~-]{32}",
