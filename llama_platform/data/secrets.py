@@ -209,7 +209,7 @@ def betterleaks_rules() -> tuple[Rule, ...]:
 # The regex starts at the word (a literal alternation: fast); the key's prefix (`DB_`) is read
 # backwards in `_assignment_key`.
 _KEY_WORD = (
-    r"(?:pass(?:word|wd|phrase)?|pwd|psw|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|"
+    r"(?:pass(?:word|wd|phrase)?|pwd|psw|pw|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|"
     r"auth|credentials?|passcode|key|sig(?:nature)?|session[_.-]?id|cookie)(?:[_.-][A-Za-z0-9]+)*"
 )
 _VALUE = r"""(?:"([^"\s]{1,200})"|'([^'\s]{1,200})'|`([^`\s]{1,200})`|([^\s"'`,;<>()\[\]{}]{3,200}))"""
@@ -236,16 +236,17 @@ _STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|p
 # (the shell's working directory), `BYPASS`, `PASSWORD_FILE`, `password_min_length`, nor a bare
 # lower-case `password` (prose: "password: required" keeps the stricter reading below).
 _PASSWORD_VAR = re.compile(
-    r"[A-Z0-9_]*(?:PASSWORD|PASSWD)|(?:[A-Z0-9]+_)+(?:PWD|PASS)|(?:[A-Za-z0-9]+[_.-])+(?:password|passwd)|[a-z0-9]+password"
+    r"[A-Z0-9_]*(?:PASSWORD|PASSWD)|(?:[A-Z0-9]+_)+(?:PWD|PASS)|[A-Z0-9_]*SECRET(?:_KEY)?|(?:[A-Za-z0-9]+[_.-])+(?:password|passwd)|[a-z0-9]+password"
     r"|(?:[A-Za-z0-9]+[_.-])*[a-z][A-Za-z0-9]*(?:Password|Passwd)"
 )
 # Code, not a value: `user_password: str`, `PASSWORD = settings.PASSWORD`, `os.getenv`, `old_password`.
 _CODE_VALUE = re.compile(
-    r"(?i)str|string|int|bool|bytes|optional|any|secretstr|[\w]+\.[\w.]+|env\(.*|getenv.*|\w*(?:password|passwd|pwd)\w*"
+    r"(?i)str|string|int|bool|bytes|optional|any|secretstr|\w+\[.*|env\(.*|getenv.*|\w*(?:password|passwd|pwd)\w*"
 )
 _PLACEHOLDER_VALUE = re.compile(
     r"(?i)\$\{?[\w.:-]+\}?.*|\$\(.*|%\w+%|\{\{.*|\{%.*|<[^<>]*>?.*|(.)\1*|\.\.\.|x+|\*+|"  # references, masks
     r"change_?me|change_?it|password|passw0rd|pass|secret|example|placeholder|redacted|hidden|masked|none|null|nil|"
+    r"unknown|incorrect|invalid|wrong|missing|expired|blank|default|same|"
     r"true|false|undefined|empty|required|optional|not[ _]?set|unset|your[\w-]*|\w*[_-]here|"
     r"(?:my|your|the|some|new|db|user)[_-]?(?:password|secret|pass)\w*|/(?:run|etc|var|home|tmp|usr|opt|secrets?)/.*|"
     r"[\w.]+\(.*\)|os\.environ.*|process\.env.*"
@@ -254,6 +255,12 @@ _PLACEHOLDER_VALUE = re.compile(
 _PASSWORD_PROSE = re.compile(
     r"(?i)(?:\b(?:password|passwd|passphrase|pwd)\b[^\n]{0,30}?\b(?:is|was|are|=|:)|(?:密码|口令|密钥)[^\n]{0,6}?[是为:：=])"
     r"[ \t]*[\"'`“]?([^\s\"'`”，。]{4,64})"
+)
+# The word in other languages: `Passwort: X`, `mot de passe : X`, `contraseña: X`, `Пароль: X`, `パスワード：X`.
+# Case spelled out (no IGNORECASE): Hyperscan's prefilter folds ASCII case only.
+_PASSWORD_I18N = re.compile(
+    r"(?:[Pp]asswort|PASSWORT|[Kk]ennwort|KENNWORT|[Mm]ot de passe|MOT DE PASSE|[Cc]ontrase(?:ña|na)|CONTRASE(?:ÑA|NA)|"
+    r"[Ss]enha|SENHA|[Пп]ароль|ПАРОЛЬ|パスワード|비밀번호)[ \t]*[:：=][ \t]*[\"'`“]?([^\s\"'`”，。]{4,64})"
 )
 # Command-line password flags: `-pSECRET` (mysql family, only where a `-u` user flag or the tool
 # name is on the line: `-p` alone is `mkdir -p`, `-pthread`...), `--password SECRET`, `sshpass -p X`.
@@ -287,6 +294,7 @@ _CLI_PASSWORD = re.compile(
     + r"|\bmc[ \t]+(?:alias[ \t]+set|config[ \t]+host[ \t]+add)[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]{1,3}" + _CLI_VALUE
     + r"|\baws[ \t]+configure[ \t]+set[ \t]+\S*(?:secret|token)\S*[ \t]{1,3}" + _CLI_VALUE
     + r"|\brclone[ \t]+config[ \t]+(?:create|update)\b[^\n]*?[ \t](?:secret_access_key|pass|password|client_secret|token)[ \t]{1,3}" + _CLI_VALUE
+    + r"|\bvault[ \t]+login[ \t]+(?!-)" + _CLI_VALUE
     # a password piped in: `echo X | sudo -S ...`, `echo X | docker login --password-stdin`
     + r"|\becho[ \t]+(?:-n[ \t]+)?" + _CLI_VALUE + r"[ \t]*\|[ \t]*(?:sudo[ \t]+-\w*S|[^\n|]*--password-stdin)"
 )
@@ -432,6 +440,8 @@ def password_value(value: str) -> bool:
     meaning of the documentation or compose file it sits in. Nor code (`str`, `settings.PASSWORD`).
     """
     v = value.strip("\"'`").rstrip(".,;:!?")
+    if "." in v and all(_wordish(part) for part in v.split(".")):
+        return False  # an attribute (`settings.PASSWORD`, `form.password`), not `s.Ab12Cd34Ef56` (a Vault token)
     return len(v) >= 3 and not _PLACEHOLDER_VALUE.fullmatch(v) and not _CODE_VALUE.fullmatch(v)
 
 
@@ -460,7 +470,7 @@ def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
         return key.isupper() and not v.isdigit()  # `DB_PASSWORD=hunter` in a .env: yes; `token: expired`: no
     if re.fullmatch(r"[A-Za-z][a-z]+", v) and not key.isupper():  # a capitalised word in prose
         return False
-    words = re.compile(r"(?i)pass(?:word|wd|phrase)?|pwd|psw|passcode")
+    words = re.compile(r"(?i)pass(?:word|wd|phrase)?|pwd|psw|passcode|(?<![a-z])pw(?![a-z])")
     if words.search(key):
         return True  # a password needs no entropy: `password: hunter2`
     if quoted and len(v) >= 8 and _classes(v) >= 2 and _STRONG_KEY.search(key):
@@ -535,6 +545,11 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
             value = m.group(1).rstrip(".,;:!?)")
             if _plausible_value(value, "PASSWORD" if not value.isalpha() else "password"):
                 spans.append((m.start(1), m.start(1) + len(value), "Password"))
+    if on("password_i18n"):
+        for m in _PASSWORD_I18N.finditer(text):
+            value = m.group(1).rstrip(".,;:!?)")
+            if not value.isalpha() and _plausible_value(value, "PASSWORD"):  # not "Passwort: falsch", "oublié"
+                spans.append((m.start(1), m.start(1) + len(value), "Password"))
     if on("assignment"):
         glued = [_ASSIGNMENT_AT.match(text, g.start()) for g in _GLUED_PASSWORD.finditer(text) if g.start() and text[g.start() - 1].isalnum()]
         for m in [*_ASSIGNMENT.finditer(text), *filter(None, glued)]:
@@ -547,8 +562,10 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
                 continue  # code: `password = get_password()`, `pw = request.POST['pw']`
             if _PASSWORD_VAR.fullmatch(key) and re.search(r"(?i)\b(?:is|as)\b", text[m.end(1) : start]):
                 continue  # "the PGPASSWORD is ignored": prose about the variable, not its value
+            if _config_line(text, m, key, start, end):
+                key = "PASSWORD"  # `password: letmein` alone on its line (YAML, INI, .pypirc): a value, not prose
             if start > m.start(1) and _plausible_value(text[start:end], key, quoted):
-                kind = "Password" if re.search(r"(?i)pass|pwd|psw", m.group(1)) else "GenericSecret"
+                kind = "Password" if re.search(r"(?i)pass|pwd|psw|(?<![a-z])pw(?![a-z])", m.group(1)) else "GenericSecret"
                 spans.append((start, end, kind))
     providers = _provider_regexes()
     for name in providers if hits is None else hits & providers.keys():
@@ -561,6 +578,16 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
     if on("context_token"):
         spans += _context_tokens(text)
     return spans
+
+
+def _config_line(text: str, m: re.Match, key: str, start: int, end: int) -> bool:
+    """`password: X` / `password = X` as a whole line of a config file (indented, maybe a list item)."""
+    if not re.fullmatch(r"(?i)pass(?:word|wd)?|pwd", key) or not re.fullmatch(r"[\"']?[ \t]*[:=][ \t]*[\"']?", text[m.end(1) : start]):
+        return False
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    line_end = text.find("\n", end)
+    before, after = text[line_start : m.start()], text[end : len(text) if line_end < 0 else line_end]
+    return bool(re.fullmatch(r"[ \t]*(?:-[ \t]+)?[\"']?", before) and re.fullmatch(r"[\"']?[ \t]*[,;]?[ \t]*\r?", after))
 
 
 def _htpasswd_spans(text: str) -> list[Span]:
@@ -634,10 +661,10 @@ _OWN_PREFILTER = {
     "url_credentials": r"://[^\s/@:]+:[^\s/@]+@", "jwt": r"eyJ[A-Za-z0-9_-]{5,}\.eyJ",
     "auth_header": r"(?i)authorization|bearer\s|basic\s|x-api-key|x-auth-token|private-token|x-access-token|api-key\s*:|x-apikey|x-goog-api-key|ocp-apim-subscription-key|x-figma-token",
     "password_flag": r"(?i)\s-p[^\s]|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)[=\s]|sshpass|redis-cli",
-    "assignment": r"(?i)(?:pass|pwd|psw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?(?:[ \t]{0,3}(?:[=:!]|is\b|as\b)|[ \t]+[\"'`])",
+    "assignment": r"(?i)(?:pass|pwd|psw|pw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?(?:[ \t]{0,3}(?:[=:!]|is\b|as\b)|[ \t]+[\"'`])",
     "aws_secret": r"[A-Za-z0-9/+]{40}",
     "cli_password": r"(?i)login[^\n]*[ \t]-p|mongo[^\n]*[ \t]-p|ldap[a-z]+[^\n]*[ \t]-w|(?:-U|--user|--username)[ \t=]{1,3}['\"]?[^\s%'\"]+%|rabbitmqctl|:_(?:authToken|auth|password)"
-    r"|[ \t]-P[ \t]|[ \t]-p[^\s]|pass[ \t]|lftp|/user:|mc[ \t]+(?:alias|config)|configure[ \t]+set|rclone|\|[ \t]*sudo|password-stdin",
+    r"|[ \t]-P[ \t]|[ \t]-p[^\s]|pass[ \t]|lftp|/user:|mc[ \t]+(?:alias|config)|configure[ \t]+set|rclone|vault[ \t]+login|\|[ \t]*sudo|password-stdin",
     "htpasswd": r"htpasswd",
     "pgpass": r"[\w*]:(?:\d{1,5}|\*):[\w*.-]+:[\w*.@-]+:[^\s:]",
     "netrc": r"machine[ \t]+(?:[\w-]+\.|localhost)|default\s+(?:login|account|port|protocol|password)",
@@ -645,6 +672,7 @@ _OWN_PREFILTER = {
     "k8s_env": r"name:[^\n]*\n[ \t]*-?[ \t]*value:",
     "k8s_secret": r"kind:[ \t]*[\"']?Secret",
     "url_key": r"://[A-Za-z0-9_.~+%-]{16,}@",
+    "password_i18n": r"(?i)passwort|kennwort|mot de passe|contrase|senha|\xd0\xb0\xd1\x80\xd0\xbe\xd0\xbb\xd1\x8c|\xd0\x90\xd0\xa0\xd0\x9e\xd0\x9b\xd0\xac|\xe3\x83\x91\xe3\x82\xb9\xe3\x83\xaf\xe3\x83\xbc\xe3\x83\x89|\xeb\xb9\x84\xeb\xb0\x80\xeb\xb2\x88\xed\x98\xb8",
     "password_prose": r"(?i)(?:passw|passphrase|pwd)[^\n]{0,40}(?:is|was|are|=|:)|\xe5\xaf\x86\xe7\xa0\x81|\xe5\x8f\xa3\xe4\xbb\xa4|\xe5\xaf\x86\xe9\x92\xa5",
     # A credential word, then within the line a 16-character token (or a 32-character one anywhere).
     "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+=~-]{32}",

@@ -447,8 +447,17 @@ def _round2_secret_makers(g: _Gen) -> dict[str, Callable[[], tuple[str, tuple[st
             "    environment:\n      - POSTGRES_PASSWORD={p}", "REDIS_PASSWORD={p}", "SMTP_PASSWD={p}",
             "ENV RABBITMQ_DEFAULT_PASS={p}", "env:\n- name: POSTGRES_PASSWORD\n  value: {p}", "$env:PGPASSWORD = '{p}'",
             "set PGPASSWORD={p}", "PGPASSWORD='{p}' pg_dump app > app.sql", "MYSQL_PASSWORD={p}\nMYSQL_USER=app",
+            "JWT_SECRET={p}", "auth:\n  username: admin\n  password: {p}", "- password: {p}", "PW={p}",
         )  # fmt: skip
         return _wrap(g, form.format(p=pw)), (pw,)
+
+    def password_other_forms():
+        pw, token = _weak_password(g), g.mixed(24)
+        value, form = g.pick(
+            (pw, "Passwort: {p}"), (pw, "mot de passe : {p}"), (pw, "contraseña: {p}"), (pw, "Пароль: {p}"),
+            (pw, "パスワード：{p}"), (pw, "pw: {p}"), ("s." + token, "vault login {p}"), ("hvs." + token, "vault login {p}"),
+        )  # fmt: skip
+        return _wrap(g, form.format(p=value)), (value,)
 
     def url_key():
         key = g.pick(g.s(32, HEX), g.mixed(40))
@@ -495,6 +504,7 @@ def _round2_secret_makers(g: _Gen) -> dict[str, Callable[[], tuple[str, tuple[st
     return {
         "cli_password": cli_password, "password_variable": password_variable, "url_key_credentials": url_key,
         "netrc": netrc, "config_file_secret": config_file, "k8s_secret_manifest": k8s_secret,
+        "password_other_forms": password_other_forms,
     }  # fmt: skip
 
 
@@ -533,6 +543,9 @@ def _round2_negative_makers(g: _Gen) -> dict[str, Callable[[], str]]:
             f"PWD=/home/{g.pick('bob', 'runner')}/src", "env:\n- name: DB_PASSWORD\n  valueFrom:\n    secretKeyRef:\n      name: db",
             "password_min_length: 12", "MYSQL_ROOT_PASSWORD_FILE=/run/secrets/mysql_root", "REDIS_PASSWORD=%REDIS_PASSWORD%",
             "set PGPASSWORD=", "- name: LOG_LEVEL\n  value: debug", "<password>${env.NEXUS_PASSWORD}</password>",
+            "Password: incorrect", "Passwort: falsch", "Mot de passe : oublié ?", "pw = getpass()", "password: str",
+            "vault login -method=userpass username=$USER", "PASSWORD = settings.PASSWORD", "if new_password == old_password:",
+            "SECRET_KEY=${SECRET_KEY}", "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}",
         ),  # fmt: skip
         "neg_at_prose": lambda: g.pick(
             "Have a look at example dot com for the docs.", "I looked at the example. Dot com era code.", "np.dot(a, b) at index 0 fails",

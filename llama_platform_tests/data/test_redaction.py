@@ -193,7 +193,7 @@ def _own_real_regexes() -> dict[str, list[re.Pattern]]:
         "private_key": [secrets._PRIVATE_KEY_BEGIN], "putty": [secrets._PUTTY_KEY],
         "url_credentials": [secrets._URL_CREDENTIALS], "jwt": [secrets._JWT], "auth_header": [secrets._AUTH_HEADER],
         "password_flag": [secrets._PASSWORD_FLAG], "assignment": [secrets._ASSIGNMENT, secrets._GLUED_PASSWORD], "aws_secret": [secrets._AWS_SECRET],
-        "password_prose": [secrets._PASSWORD_PROSE], "cli_password": [secrets._CLI_PASSWORD], "htpasswd": [secrets._HTPASSWD], "pgpass": [secrets._PGPASS],
+        "password_prose": [secrets._PASSWORD_PROSE], "password_i18n": [secrets._PASSWORD_I18N], "cli_password": [secrets._CLI_PASSWORD], "htpasswd": [secrets._HTPASSWD], "pgpass": [secrets._PGPASS],
         "netrc": [secrets._NETRC], "xml_secret": [secrets._XML_SECRET], "k8s_env": [secrets._K8S_ENV],
         "k8s_secret": [secrets._K8S_SECRET_KIND], "url_key": [secrets._URL_KEY],
         "pii:email_obfuscated": [pii._OBFUSCATED_EMAIL], "pii:email_spelled": [pii._SPELLED_EMAIL],
@@ -409,3 +409,34 @@ def test_kubernetes_secret_rule_reads_only_secret_documents():
     text = "kind: ConfigMap\ndata:\n  LOG_LEVEL: debug\n---\nkind: Secret\ndata:\n  token: " + "c2VjcmV0" + "\n"
     clean, counts = redact(text)
     assert clean == "kind: ConfigMap\ndata:\n  LOG_LEVEL: debug\n---\nkind: Secret\ndata:\n  token: <SECRET:KubernetesSecret>\n"
+
+
+@pytest.mark.parametrize(
+    "line, password",
+    [
+        ("auth:\n  username: admin\n  password: " + "letmein", "letmein"),  # a config line: a value, not prose
+        ("- password: " + "letmein", "letmein"),
+        ("pw: " + WEAK, WEAK),
+        ("JWT_SECRET=" + "supersecret1", "supersecret1"),
+        ("Passwort: " + WEAK, WEAK),
+        ("mot de passe : " + WEAK, WEAK),
+        ("Пароль: " + "981622", "981622"),
+        ("vault login s." + "Ab12Cd34Ef56Gh78", "Ab12Cd34Ef56Gh78"),
+    ],
+)
+def test_other_password_forms_are_redacted(line, password):
+    clean, counts = redact(line)
+    assert password not in clean and counts, clean
+    assert find_secrets(clean) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Password: incorrect", "password: required", "Passwort: falsch", "Mot de passe : oublié ?", "pw = getpass()",
+        "password: str", "PASSWORD = settings.PASSWORD", "db_password = get_password()", "if new_password == old_password:",
+        "vault login -method=userpass username=$USER", "SECRET_KEY=${SECRET_KEY}", "The password: it is required",
+    ],
+)  # fmt: skip
+def test_prose_and_code_about_passwords_are_kept(line):
+    assert redact(line) == (line, {})
