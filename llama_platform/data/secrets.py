@@ -225,7 +225,7 @@ _ASSIGNMENT = re.compile(r"(?<![A-Za-z0-9])" + _ASSIGNMENT_BODY, re.IGNORECASE)
 # `_ASSIGNMENT` instead made every text's scan ~70% slower.
 _GLUED_PASSWORD = re.compile(r"PASSWORD|PASSWD|Password|Passwd")
 _ASSIGNMENT_AT = re.compile(_ASSIGNMENT_BODY, re.IGNORECASE)
-_KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]*$")
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")  # \Z: `$` would also match before the line break ("time.\nsecret:")
 _KEYWORD_KEY = re.compile(r"(?i)pass(?:word|wd)?|pwd|secret|api_?key|apikey|(?:auth|service|account|db|database|priv|private|client)_?key")
 _REFERENCE = re.compile(r"\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+")
 _STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|private|client|service|account)[_.-]?key|credential")
@@ -237,11 +237,13 @@ _STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|p
 # lower-case `password` (prose: "password: required" keeps the stricter reading below).
 _PASSWORD_VAR = re.compile(
     r"[A-Z0-9_]*(?:PASSWORD|PASSWD)|(?:[A-Z0-9]+_)+(?:PWD|PASS)|[A-Z0-9_]*SECRET(?:_KEY)?|(?:[A-Za-z0-9]+[_.-])+(?:password|passwd)|[a-z0-9]+password"
-    r"|(?:[A-Za-z0-9]+[_.-])*[a-z][A-Za-z0-9]*(?:Password|Passwd)"
+    r"|(?:[A-Za-z0-9]+[_.-])*[a-z][A-Za-z0-9]*(?:Password|Passwd)|(?:[a-z0-9]+[_.-])+secret"
 )
 # Code, not a value: `user_password: str`, `PASSWORD = settings.PASSWORD`, `os.getenv`, `old_password`.
 _CODE_VALUE = re.compile(
-    r"(?i)str|string|int|bool|bytes|optional|any|secretstr|\w+\[.*|env\(.*|getenv.*|\w*(?:password|passwd|pwd)\w*"
+    r"(?i)str|string|int|bool|bytes|optional|any|secretstr|\w+\[.*|env\(.*|getenv.*|"
+    # an identifier naming a password (`old_password`, `newPassword`), not `Password123`
+    r"\w*_\w*(?:password|passwd|pwd)\w*|\w*(?:password|passwd|pwd)_\w*|(?-i:[a-z][a-z0-9]*P(?:assword|asswd|wd)\w*)"
 )
 _PLACEHOLDER_VALUE = re.compile(
     r"(?i)\$\{?[\w.:-]+\}?.*|\$\(.*|%\w+%|\{\{.*|\{%.*|<[^<>]*>?.*|(.)\1*|\.\.\.|x+|\*+|"  # references, masks
@@ -255,6 +257,12 @@ _PLACEHOLDER_VALUE = re.compile(
 _PASSWORD_PROSE = re.compile(
     r"(?i)(?:\b(?:password|passwd|passphrase|pwd)\b[^\n]{0,30}?\b(?:is|was|are|=|:)|(?:密码|口令|密钥)[^\n]{0,6}?[是为:：=])"
     r"[ \t]*[\"'`“]?([^\s\"'`”，。]{4,64})"
+)
+# The password named in a complaint: "the password hunter42 does not work", "hunter42 is my password".
+_PASSWORD_SENTENCE = re.compile(
+    r"(?i)\b(?:password|passwd|pwd)[ \t]+[\"'`“]?([^\s\"'`”]{4,64}?)[\"'`”]?[ \t]+(?:does(?:n't| not)|did(?:n't| not)|won't|"
+    r"will not|is(?:n't| not)|no longer|stopped|keeps?)\b(?:[ \t]+\w+)?[ \t]+work"
+    r"|(?<![^\s\"'`“])[\"'`“]?([^\s\"'`”]{4,64}?)[\"'`”]?[ \t]+(?:is|was)[ \t]+(?:my|the|our|his|her|their)[ \t]+(?:\w+[ \t]+)?(?:password|passwd|pwd)\b"
 )
 # The word in other languages: `Passwort: X`, `mot de passe : X`, `contraseña: X`, `Пароль: X`, `パスワード：X`.
 # Case spelled out (no IGNORECASE): Hyperscan's prefilter folds ASCII case only.
@@ -545,6 +553,12 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
             value = m.group(1).rstrip(".,;:!?)")
             if _plausible_value(value, "PASSWORD" if not value.isalpha() else "password"):
                 spans.append((m.start(1), m.start(1) + len(value), "Password"))
+    if on("password_prose"):
+        for m in _PASSWORD_SENTENCE.finditer(text):
+            start, end = _group_span(m)
+            value = text[start:end]
+            if _plausible_value(value, "PASSWORD" if not value.isalpha() else "password"):
+                spans.append((start, end, "Password"))
     if on("password_i18n"):
         for m in _PASSWORD_I18N.finditer(text):
             value = m.group(1).rstrip(".,;:!?)")
@@ -673,7 +687,7 @@ _OWN_PREFILTER = {
     "k8s_secret": r"kind:[ \t]*[\"']?Secret",
     "url_key": r"://[A-Za-z0-9_.~+%-]{16,}@",
     "password_i18n": r"(?i)passwort|kennwort|mot de passe|contrase|senha|\xd0\xb0\xd1\x80\xd0\xbe\xd0\xbb\xd1\x8c|\xd0\x90\xd0\xa0\xd0\x9e\xd0\x9b\xd0\xac|\xe3\x83\x91\xe3\x82\xb9\xe3\x83\xaf\xe3\x83\xbc\xe3\x83\x89|\xeb\xb9\x84\xeb\xb0\x80\xeb\xb2\x88\xed\x98\xb8",
-    "password_prose": r"(?i)(?:passw|passphrase|pwd)[^\n]{0,40}(?:is|was|are|=|:)|\xe5\xaf\x86\xe7\xa0\x81|\xe5\x8f\xa3\xe4\xbb\xa4|\xe5\xaf\x86\xe9\x92\xa5",
+    "password_prose": r"(?i)(?:passw|passphrase|pwd)[^\n]{0,40}(?:is|was|are|=|:)|(?:passw|pwd)[^\n]*work|(?:is|was)[ \t]+(?:my|the|our|his|her|their)[ \t][^\n]*(?:passw|pwd)|\xe5\xaf\x86\xe7\xa0\x81|\xe5\x8f\xa3\xe4\xbb\xa4|\xe5\xaf\x86\xe9\x92\xa5",
     # A credential word, then within the line a 16-character token (or a 32-character one anywhere).
     "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+=~-]{32}",
 }

@@ -456,6 +456,7 @@ def _round2_secret_makers(g: _Gen) -> dict[str, Callable[[], tuple[str, tuple[st
         value, form = g.pick(
             (pw, "Passwort: {p}"), (pw, "mot de passe : {p}"), (pw, "contraseña: {p}"), (pw, "Пароль: {p}"),
             (pw, "パスワード：{p}"), (pw, "pw: {p}"), ("s." + token, "vault login {p}"), ("hvs." + token, "vault login {p}"),
+            (pw, "the password {p} does not work any more"), (pw, "{p} is my password"), (pw, "client_secret={p}"),
         )  # fmt: skip
         return _wrap(g, form.format(p=value)), (value,)
 
@@ -545,7 +546,8 @@ def _round2_negative_makers(g: _Gen) -> dict[str, Callable[[], str]]:
             "set PGPASSWORD=", "- name: LOG_LEVEL\n  value: debug", "<password>${env.NEXUS_PASSWORD}</password>",
             "Password: incorrect", "Passwort: falsch", "Mot de passe : oublié ?", "pw = getpass()", "password: str",
             "vault login -method=userpass username=$USER", "PASSWORD = settings.PASSWORD", "if new_password == old_password:",
-            "SECRET_KEY=${SECRET_KEY}", "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}",
+            "SECRET_KEY=${SECRET_KEY}", "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}", "the password field does not work",
+            "This is my password manager's fault.", "changeme is the default password", "client_secret: str",
         ),  # fmt: skip
         "neg_at_prose": lambda: g.pick(
             "Have a look at example dot com for the docs.", "I looked at the example. Dot com era code.", "np.dot(a, b) at index 0 fails",

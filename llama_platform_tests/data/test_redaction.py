@@ -193,7 +193,7 @@ def _own_real_regexes() -> dict[str, list[re.Pattern]]:
         "private_key": [secrets._PRIVATE_KEY_BEGIN], "putty": [secrets._PUTTY_KEY],
         "url_credentials": [secrets._URL_CREDENTIALS], "jwt": [secrets._JWT], "auth_header": [secrets._AUTH_HEADER],
         "password_flag": [secrets._PASSWORD_FLAG], "assignment": [secrets._ASSIGNMENT, secrets._GLUED_PASSWORD], "aws_secret": [secrets._AWS_SECRET],
-        "password_prose": [secrets._PASSWORD_PROSE], "password_i18n": [secrets._PASSWORD_I18N], "cli_password": [secrets._CLI_PASSWORD], "htpasswd": [secrets._HTPASSWD], "pgpass": [secrets._PGPASS],
+        "password_prose": [secrets._PASSWORD_PROSE, secrets._PASSWORD_SENTENCE], "password_i18n": [secrets._PASSWORD_I18N], "cli_password": [secrets._CLI_PASSWORD], "htpasswd": [secrets._HTPASSWD], "pgpass": [secrets._PGPASS],
         "netrc": [secrets._NETRC], "xml_secret": [secrets._XML_SECRET], "k8s_env": [secrets._K8S_ENV],
         "k8s_secret": [secrets._K8S_SECRET_KIND], "url_key": [secrets._URL_KEY],
         "pii:email_obfuscated": [pii._OBFUSCATED_EMAIL], "pii:email_spelled": [pii._SPELLED_EMAIL],
@@ -422,6 +422,9 @@ def test_kubernetes_secret_rule_reads_only_secret_documents():
         ("mot de passe : " + WEAK, WEAK),
         ("Пароль: " + "981622", "981622"),
         ("vault login s." + "Ab12Cd34Ef56Gh78", "Ab12Cd34Ef56Gh78"),
+        (f"the password {WEAK} does not work", WEAK),
+        ("Password" + "123 was my password", "Password" + "123"),
+        ("client_secret=" + WEAK, WEAK),
     ],
 )
 def test_other_password_forms_are_redacted(line, password):
@@ -436,6 +439,7 @@ def test_other_password_forms_are_redacted(line, password):
         "Password: incorrect", "password: required", "Passwort: falsch", "Mot de passe : oublié ?", "pw = getpass()",
         "password: str", "PASSWORD = settings.PASSWORD", "db_password = get_password()", "if new_password == old_password:",
         "vault login -method=userpass username=$USER", "SECRET_KEY=${SECRET_KEY}", "The password: it is required",
+        "the password field does not work", "This is my password", "changeme is the default password", "client_secret: str",
     ],
 )  # fmt: skip
 def test_prose_and_code_about_passwords_are_kept(line):
