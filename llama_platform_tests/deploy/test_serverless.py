@@ -59,6 +59,10 @@ def _find(objs: list[dict], kind: str, name: str) -> dict:
     return obj
 
 
+def _kserve_values() -> dict:
+    return yaml.safe_load((DEPLOY / "helm" / "kserve-values.yaml").read_text())
+
+
 def _tf_default(name: str) -> str:
     block = (KSERVE_TF / "variables.tf").read_text().split(f'variable "{name}"')[1].split("\nvariable ")[0]
     return re.search(r'default\s*=\s*"([^"]+)"', block).group(1)
@@ -71,21 +75,26 @@ def test_the_deploy_mode_installed_is_the_one_the_canary_requires():
     isvc = _canary_isvc()
     mode = isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"]
     assert mode == "Serverless" and isvc["spec"]["predictor"]["canaryTrafficPercent"] == 10
-    # Terraform: the kserve chart's inferenceservice-config default is that mode, and the variable
-    # refuses any other.
+    # The kserve chart's values (Terraform and by hand): inferenceservice-config's default is that
+    # mode, with Kourier instead of Istio.
+    controller = _kserve_values()["kserve"]["controller"]
+    assert controller["deploymentMode"] == mode and controller["gateway"]["disableIstioVirtualHost"] is True
+    # Terraform installs the chart with those values, refuses another mode, and waits for Knative
+    # first (KServe's Serverless mode needs Knative's CRDs and webhooks).
     main = (KSERVE_TF / "main.tf").read_text()
-    assert re.search(r"deploymentMode\s*=\s*var\.deployment_mode", main)
+    kserve_release = main.split('resource "helm_release" "kserve" {')[1].split("\nresource ")[0]
+    assert "values = [file(var.values_file)]" in kserve_release
+    assert re.search(r"deploymentMode == var\.deployment_mode", kserve_release)
+    assert "terraform_data.knative_ready" in kserve_release
     assert _tf_default("deployment_mode") == mode
     assert f'var.deployment_mode == "{mode}"' in (KSERVE_TF / "variables.tf").read_text()
     assert "RawDeployment" not in re.sub(r"#.*", "", main)
-    # KServe waits for Knative (its Serverless mode needs Knative's CRDs and webhooks).
-    kserve_release = main.split('resource "helm_release" "kserve" {')[1].split("\nresource ")[0]
-    assert "terraform_data.knative_ready" in kserve_release and "disableIstioVirtualHost = true" in kserve_release
+    for env in ("dev", "prod"):
+        root = (DEPLOY / "terraform" / "envs" / env / "main.tf").read_text()
+        assert 'values_file     = "${local.helm}/kserve-values.yaml"' in root, env
     # The by-hand steps install the same.
     [helm_kserve] = re.findall(r"helm install kserve oci://\S+ .*?(?<!\\)\n", README, flags=re.S)
-    assert f"--set kserve.controller.deploymentMode={mode}" in helm_kserve
-    assert "--set kserve.controller.gateway.disableIstioVirtualHost=true" in helm_kserve
-    assert "RawDeployment" not in helm_kserve
+    assert "-f deploy/helm/kserve-values.yaml" in helm_kserve and "--set" not in helm_kserve
 
 
 def test_knative_serving_is_pinned_to_kserves_pairing_in_terraform_and_readme():
@@ -159,11 +168,13 @@ def test_knative_admits_the_pod_spec_the_inference_service_asks_for():
 
 
 def test_the_revision_pod_with_queue_proxy_is_restricted_with_requests_and_limits():
-    """The predictor pod Knative makes: the InferenceService's pod-level context and user container
-    (the ServingRuntime's container with the InferenceService's overrides) plus queue-proxy, with
-    Knative's securityContext and the requests/limits of deploy/k8s/knative's config-deployment."""
+    """The predictor pod KServe and Knative make: the InferenceService's pod-level context and user
+    container (the ServingRuntime's container with the InferenceService's overrides), KServe's
+    storage-initializer (its ClusterStorageContainer from the chart's values) and Knative's
+    queue-proxy (Knative's securityContext, resources from deploy/k8s/knative's config-deployment)."""
     predictor = _canary_isvc()["spec"]["predictor"]
     deployment = _knative_serving()["spec"]["config"]["deployment"]
+    storage = _kserve_values()["kserve"]["storage"]
     queue_proxy = {
         "name": "queue-proxy",
         "securityContext": QUEUE_PROXY_SECURITY_CONTEXT,
@@ -173,14 +184,20 @@ def test_the_revision_pod_with_queue_proxy_is_restricted_with_requests_and_limit
             "limits": {"cpu": deployment["queue-sidecar-cpu-limit"], "memory": deployment["queue-sidecar-memory-limit"]},
         },
     }
+    storage_initializer = {"name": "storage-initializer", "securityContext": storage["containerSecurityContext"],
+                           "resources": storage["resources"]}
     user = {**predictor["model"], "name": "kserve-container"}
-    pod = {"securityContext": predictor["securityContext"], "containers": [user, queue_proxy],
-           "volumes": predictor["volumes"]}
+    pod = {"securityContext": predictor["securityContext"], "initContainers": [storage_initializer],
+           "containers": [user, queue_proxy], "volumes": predictor["volumes"]}
     assert policy.pod_violations("revision-pod", pod) == []
     # Without the config-deployment limits queue-proxy would have a CPU request only.
     bare = copy.deepcopy(pod)
     bare["containers"][1]["resources"] = {"requests": {"cpu": "25m"}}
     assert len(policy.pod_violations("revision-pod", bare)) == 3
+    # Without the chart's containerSecurityContext the storage-initializer would not be restricted.
+    bare = copy.deepcopy(pod)
+    bare["initContainers"][0]["securityContext"] = {}
+    assert policy.pod_violations("revision-pod", bare)
 
 
 def test_the_serving_runtime_fits_a_knative_revision():

@@ -55,6 +55,7 @@ module "kserve" {
   source          = "../../modules/kserve"
   overlay_path    = local.overlay
   knative_path    = local.knative
+  values_file     = "${local.helm}/kserve-values.yaml"
   kubeconfig_path = var.kubeconfig_path
   kube_context    = var.kube_context
   depends_on      = [module.namespaces]

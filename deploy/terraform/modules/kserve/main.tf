@@ -59,17 +59,17 @@ resource "helm_release" "kserve" {
   namespace  = "kserve"
   wait       = true
 
-  # inferenceservice-config: Serverless is the default deploy mode (the InferenceServices the code
-  # builds also ask for it by annotation), and with Kourier instead of Istio KServe must not make
-  # Istio VirtualServices (KServe's Kourier guide: disableIstioVirtualHost).
-  values = [yamlencode({
-    kserve = {
-      controller = {
-        deploymentMode = var.deployment_mode
-        gateway        = { disableIstioVirtualHost = true }
-      }
+  # deploy/helm/kserve-values.yaml: Serverless as inferenceservice-config's default deploy mode
+  # (the InferenceServices the code builds also ask for it by annotation), no Istio VirtualServices
+  # (Kourier), a restricted storage-initializer with requests and limits.
+  values = [file(var.values_file)]
+
+  lifecycle {
+    precondition {
+      condition     = yamldecode(file(var.values_file)).kserve.controller.deploymentMode == var.deployment_mode
+      error_message = "kserve.controller.deploymentMode in ${var.values_file} must be ${var.deployment_mode}: the canary needs Knative revisions."
     }
-  })]
+  }
   depends_on = [helm_release.kserve_crd, terraform_data.knative_ready]
 }
 

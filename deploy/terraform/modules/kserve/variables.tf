@@ -23,8 +23,17 @@ variable "seldon_version" {
   }
 }
 
+variable "values_file" {
+  description = "Values of the kserve chart (deploy/helm/kserve-values.yaml)."
+  type        = string
+  validation {
+    condition     = endswith(var.values_file, ".yaml")
+    error_message = "values_file must be a .yaml file."
+  }
+}
+
 variable "deployment_mode" {
-  description = "KServe's default deploy mode (inferenceservice-config). Serverless: the canary (canaryTrafficPercent) needs Knative revisions."
+  description = "KServe's default deploy mode (inferenceservice-config), which values_file must set. Serverless: the canary (canaryTrafficPercent) needs Knative revisions."
   type        = string
   default     = "Serverless"
   validation {
