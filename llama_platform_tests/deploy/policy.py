@@ -150,3 +150,56 @@ def secret_violations(objs: list[dict]) -> list[str]:
             }:
                 out.append(f"{ref(ing)}: TLS Secret {tls['secretName']!r} has no cert-manager Certificate")
     return out
+
+
+# ---------------------------------------------------------------- network policy evaluation
+# A small evaluator of NetworkPolicy semantics (no CNI can run here): enough to ask "may this pod
+# reach that pod on this port" of the rendered policies. Namespaces are matched by their
+# `kubernetes.io/metadata.name` label only (the only namespace label the policies use).
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    """A LabelSelector (matchLabels and matchExpressions) against a pod's or namespace's labels."""
+    if any(labels.get(k) != v for k, v in selector.get("matchLabels", {}).items()):
+        return False
+    for expr in selector.get("matchExpressions", []):
+        key, op, values = expr["key"], expr["operator"], expr.get("values", [])
+        ok = {"In": key in labels and labels[key] in values, "NotIn": labels.get(key) not in values,
+              "Exists": key in labels, "DoesNotExist": key not in labels}[op]
+        if not ok:
+            return False
+    return True
+
+
+def _peer_matches(peer: dict, policy_ns: str, ns: str, labels: dict) -> bool:
+    if "ipBlock" in peer:
+        return False  # pod-to-pod flows only
+    if "namespaceSelector" in peer:
+        if not selects(peer["namespaceSelector"], {"kubernetes.io/metadata.name": ns}):
+            return False
+    elif ns != policy_ns:
+        return False
+    return selects(peer.get("podSelector", {}), labels)
+
+
+def _side_allows(objs: list[dict], direction: str, ns: str, labels: dict, peer_ns: str, peer_labels: dict,
+                 port: int) -> bool:
+    kind, peers = ("Ingress", "from") if direction == "ingress" else ("Egress", "to")
+    policies = [o for o in objs if o["kind"] == "NetworkPolicy" and o["metadata"]["namespace"] == ns
+                and kind in o["spec"].get("policyTypes", []) and selects(o["spec"]["podSelector"], labels)]
+    if not policies:
+        return True  # not isolated in this direction
+    for pol in policies:
+        for rule in pol["spec"].get(direction, []):
+            port_ok = not rule.get("ports") or any(p.get("port") == port for p in rule["ports"])
+            peer_ok = peers not in rule or any(_peer_matches(p, ns, peer_ns, peer_labels) for p in rule[peers])
+            if port_ok and peer_ok:
+                return True
+    return False
+
+
+def reachable(objs: list[dict], src: tuple[str, dict], dst: tuple[str, dict], port: int) -> bool:
+    """May a pod (namespace, labels) open TCP `port` on another pod? Both ends' policies must allow it."""
+    (src_ns, src_labels), (dst_ns, dst_labels) = src, dst
+    return (_side_allows(objs, "egress", src_ns, src_labels, dst_ns, dst_labels, port)
+            and _side_allows(objs, "ingress", dst_ns, dst_labels, src_ns, src_labels, port))

@@ -52,13 +52,15 @@ def test_podmonitors_select_the_predictor_pods_by_the_labels_they_get(objs):
     isvc = serving.to_dict(serving.inference_service("s3://llama-platform/models/m"))
     assert isvc["metadata"]["name"] == value == KServeEndpointResource.model_fields["model_name"].default
     assert isvc["metadata"]["namespace"] == common.NAMESPACES["serving"]
-    # Its ports: Knative's name for the user container's port, and the ServingRuntime's own (RawDeployment);
-    # both are the container port the server listens on, and /metrics is served there.
+    # Its port: Knative's name for the user container's one port (KServe Serverless); that is the
+    # container port the server listens on, and /metrics is served there (queue-proxy's ports
+    # carry Knative's own metrics, not the predictor's).
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
     runtime = _find(objs, "ServingRuntime", serving.SERVING_RUNTIME)
     [port] = _container(runtime["spec"], "kserve-container")["ports"]
     assert "--http-port=%d" % port["containerPort"] in _container(runtime["spec"], "kserve-container")["args"]
     ports = [e["port"] for e in predictor["spec"]["podMetricsEndpoints"]]
-    assert ports == [serving.METRICS_PORT_NAMES["kserve"], port["name"]]
+    assert ports == [serving.METRICS_PORT_NAMES["kserve"]] == ["user-port"]
     assert all(e["path"] == "/metrics" for e in predictor["spec"]["podMetricsEndpoints"])
     # No prometheus.io annotations pretending to do the job (kube-prometheus-stack ignores them).
     assert not any(k.startswith("prometheus.io/") for k in isvc["metadata"]["annotations"])
@@ -167,12 +169,13 @@ def test_canary_reaches_prometheus_and_knows_where_it_is(objs):
     egress = _find(objs, "NetworkPolicy", "dagster-egress-prometheus")["spec"]["egress"]
     assert [p["port"] for rule in egress for p in rule["ports"]] == [int(port)]
     assert egress[0]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == ns
-    # The smoke test's URL is the predictor Service KServe makes for the InferenceService, as the Ingress's.
+    # The smoke test's URL is the predictor's Knative route (cluster-local), the host the Ingress
+    # asks Kourier for.
     isvc_name = serving.PREDICTOR_POD_LABEL[1]
-    assert settings.serving_url == f"http://{isvc_name}-predictor.{common.NAMESPACES['serving']}.svc.cluster.local"
+    route_host = f"{isvc_name}-predictor.{common.NAMESPACES['serving']}.svc.cluster.local"
+    assert settings.serving_url == f"http://{route_host}"
     ingress = _find(objs, "Ingress", "model-endpoint")
-    backends = {p["backend"]["service"]["name"] for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
-    assert backends == {f"{isvc_name}-predictor"}
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/upstream-vhost"] == route_host
 
 
 @pytest.mark.parametrize("breaks", [

@@ -124,7 +124,9 @@ def test_network_policies_allow_only_the_documented_flows():
 
     assert sources("data") == {"data", "dagster", "training", "serving", "ingress-nginx", "monitoring"}
     assert sources("training") == {"training"}
-    assert sources("serving") == {"serving", "ingress-nginx", "dagster", "monitoring"}
+    # serving: Knative's data plane (Kourier, activator, autoscaler) and Prometheus; ingress-nginx
+    # and the smoke test reach the predictors through Kourier (test_serverless.py checks ports).
+    assert sources("serving") == {"serving", "knative-serving", "ingress-nginx", "monitoring"}
     assert sources("dagster") == {"dagster", "ingress-nginx"}
     # monitoring: only the canary (dagster run pods) reaches Prometheus' query API, nothing else.
     assert sources("monitoring") == {"monitoring", "dagster"}

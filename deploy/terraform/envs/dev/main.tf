@@ -3,6 +3,7 @@
 # -> monitoring. Objects come from deploy/k8s/overlays/dev; Dagster from deploy/helm.
 locals {
   overlay = abspath("${path.module}/../../../k8s/overlays/dev")
+  knative = abspath("${path.module}/../../../k8s/knative")
   helm    = abspath("${path.module}/../../../helm")
 }
 
@@ -51,9 +52,13 @@ module "dagster" {
 }
 
 module "kserve" {
-  source       = "../../modules/kserve"
-  overlay_path = local.overlay
-  depends_on   = [module.namespaces]
+  source          = "../../modules/kserve"
+  overlay_path    = local.overlay
+  knative_path    = local.knative
+  values_file     = "${local.helm}/kserve-values.yaml"
+  kubeconfig_path = var.kubeconfig_path
+  kube_context    = var.kube_context
+  depends_on      = [module.namespaces]
 }
 
 module "training" {

@@ -3,6 +3,7 @@
 # training -> public entry -> monitoring. Objects come from deploy/k8s/overlays/prod; Dagster from deploy/helm.
 locals {
   overlay = abspath("${path.module}/../../../k8s/overlays/prod")
+  knative = abspath("${path.module}/../../../k8s/knative")
   helm    = abspath("${path.module}/../../../helm")
 }
 
@@ -50,9 +51,13 @@ module "dagster" {
 }
 
 module "kserve" {
-  source       = "../../modules/kserve"
-  overlay_path = local.overlay
-  depends_on   = [module.namespaces]
+  source          = "../../modules/kserve"
+  overlay_path    = local.overlay
+  knative_path    = local.knative
+  values_file     = "${local.helm}/kserve-values.yaml"
+  kubeconfig_path = var.kubeconfig_path
+  kube_context    = var.kube_context
+  depends_on      = [module.namespaces]
 }
 
 module "training" {

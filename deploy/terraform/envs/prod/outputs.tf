@@ -27,3 +27,12 @@ output "in_cluster" {
     issuer     = module.addons.cluster_issuer
   }
 }
+
+output "serving" {
+  description = "How KServe serves: its deploy mode (Serverless, for the canary's traffic split) and the Knative Serving release under it."
+  value = {
+    deployment_mode         = module.kserve.deployment_mode
+    knative_serving_version = module.kserve.knative_serving_version
+    model_endpoint_upstream = module.kserve.model_endpoint_upstream
+  }
+}

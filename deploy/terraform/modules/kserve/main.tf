@@ -1,6 +1,47 @@
-# Serving: KServe in RawDeployment mode (plain Deployments behind ingress-nginx, no Knative/Istio)
-# and Seldon Core 2 (operator cluster-wide, its runtime in `serving`), then the platform's
-# ServingRuntime and Seldon Server (deploy/k8s/base/serving).
+# Serving: KServe in Serverless mode on Knative Serving with Kourier (the InferenceService canary,
+# canaryTrafficPercent, is a Knative revision traffic split; RawDeployment would ignore it), and
+# Seldon Core 2 (operator cluster-wide, its runtime in `serving`), then the platform's
+# ServingRuntime and Seldon Server (deploy/k8s/base/serving). cert-manager (module addons) must be
+# there first: KServe's webhook certificates come from it.
+#
+# Knative is installed as KServe's own setup does it (hack/setup/infra/knative): the Knative
+# Operator's chart from its GitHub release, then the KnativeServing object of deploy/k8s/knative
+# (one source for Terraform and the by-hand steps in deploy/README.md).
+resource "helm_release" "knative_operator" {
+  name             = "knative-operator"
+  chart            = "https://github.com/knative/operator/releases/download/knative-${var.knative_operator_version}/knative-operator-${var.knative_operator_version}.tgz"
+  namespace        = "knative-operator"
+  create_namespace = true
+  wait             = true
+}
+
+data "kustomization_build" "knative" {
+  path = var.knative_path
+}
+
+# The knative-serving Namespace first, then the KnativeServing object (its CRD comes with the
+# operator's chart).
+resource "kustomization_resource" "knative_p0" {
+  for_each   = toset(data.kustomization_build.knative.ids_prio[0])
+  manifest   = data.kustomization_build.knative.manifests[each.value]
+  depends_on = [helm_release.knative_operator]
+}
+
+resource "kustomization_resource" "knative_p1" {
+  for_each   = toset(data.kustomization_build.knative.ids_prio[1])
+  manifest   = data.kustomization_build.knative.manifests[each.value]
+  depends_on = [kustomization_resource.knative_p0]
+}
+
+# The operator reconciles Knative Serving and Kourier from the KnativeServing object: wait for it
+# to report Ready before KServe (whose Serverless mode needs Knative's CRDs and webhooks).
+resource "terraform_data" "knative_ready" {
+  triggers_replace = [for id in data.kustomization_build.knative.ids_prio[1] : kustomization_resource.knative_p1[id].id]
+  provisioner "local-exec" {
+    command = "kubectl --kubeconfig '${var.kubeconfig_path}' --context '${var.kube_context}' -n knative-serving wait knativeserving/knative-serving --for=condition=Ready --timeout=${var.knative_ready_timeout}"
+  }
+}
+
 resource "helm_release" "kserve_crd" {
   name             = "kserve-crd"
   repository       = "oci://ghcr.io/kserve/charts"
@@ -18,15 +59,18 @@ resource "helm_release" "kserve" {
   namespace  = "kserve"
   wait       = true
 
-  values = [yamlencode({
-    kserve = {
-      controller = {
-        deploymentMode = "RawDeployment"
-        gateway        = { ingressGateway = { className = "nginx" } }
-      }
+  # deploy/helm/kserve-values.yaml: Serverless as inferenceservice-config's default deploy mode
+  # (the InferenceServices the code builds also ask for it by annotation), no Istio VirtualServices
+  # (Kourier), a restricted storage-initializer with requests and limits.
+  values = [file(var.values_file)]
+
+  lifecycle {
+    precondition {
+      condition     = yamldecode(file(var.values_file)).kserve.controller.deploymentMode == var.deployment_mode
+      error_message = "kserve.controller.deploymentMode in ${var.values_file} must be ${var.deployment_mode}: the canary needs Knative revisions."
     }
-  })]
-  depends_on = [helm_release.kserve_crd]
+  }
+  depends_on = [helm_release.kserve_crd, terraform_data.knative_ready]
 }
 
 resource "helm_release" "seldon_crds" {
