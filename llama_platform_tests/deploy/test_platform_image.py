@@ -5,7 +5,7 @@ escalation, writable /tmp and $HOME only, and no network.
 
 The build is reused only when the image's label carries the hash of every build input (the script
 computes it); a build failure fails the test, never skips it (a skip would hide a broken
-Dockerfile). Cold, from nothing, the build takes ~5 min on 2 cores (figures in deploy/README.md).
+Dockerfile). Cold, from nothing, the build takes ~6 min on 2 shared cores (deploy/README.md).
 """
 
 from __future__ import annotations
