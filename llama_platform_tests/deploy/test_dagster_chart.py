@@ -13,7 +13,7 @@ from llama_platform.definitions import build_definitions
 from llama_platform.k8s import common
 from llama_platform.settings import load_settings
 from llama_platform_tests.deploy import dagster_jobs, policy
-from llama_platform_tests.deploy.manifests import HELM_VALUES, OVERLAYS, helm_pod_specs, helm_values, objects
+from llama_platform_tests.deploy.manifests import HELM_VALUES, OVERLAYS, REPO, helm_pod_specs, helm_values, objects
 
 DAGSTER_NS, DAGSTER_RUN = common.SERVICE_ACCOUNTS["dagster_run"]
 
@@ -113,6 +113,9 @@ CHART_KEYS = {
         "uploadExtraArgs", "showUrlOnly", "region", "bucket"},
     "queuedRunCoordinator": {"maxConcurrentRuns", "tagConcurrencyLimits", "dequeueIntervalSeconds",
                              "dequeueNumWorkers", "dequeueUseThreads"},
+    # helm/dagster/templates/helpers/instance/_concurrency.tpl
+    "concurrency": {"pools", "runs"},
+    "concurrency.pools": {"defaultLimit", "granularity", "opGranularityRunBuffer"},
 }
 
 
@@ -124,6 +127,8 @@ def _sections(values: dict) -> list[tuple[str, dict]]:
         out += [("k8sRunLauncher", launcher), ("runK8sConfig", launcher.get("runK8sConfig", {}))]
     if "computeLogManager" in values:
         out.append(("s3ComputeLogManager", values["computeLogManager"]["config"]["s3ComputeLogManager"]))
+    if "concurrency" in values:
+        out += [("concurrency", values["concurrency"]), ("concurrency.pools", values["concurrency"].get("pools", {}))]
     coordinator = values.get("dagsterDaemon", {}).get("runCoordinator")
     if coordinator:
         out.append(("queuedRunCoordinator", coordinator["config"]["queuedRunCoordinator"]))
@@ -181,3 +186,20 @@ def test_executor_and_helm_values_agree():
     assert step_pod["securityContext"] == run_pod["securityContext"]
     assert step_pod["containers"][0]["securityContext"] == run_pod["containers"][0]["securityContext"]
     assert step_pod["containers"][0]["resources"]["limits"], "step containers need limits"
+
+
+def test_every_pool_the_assets_name_is_limited_in_the_cluster_as_locally():
+    """Steps are limited across runs by Dagster pools (the assets' `pool=`): dagster.yaml locally,
+    the chart's `concurrency.pools` in the cluster, with the same default limit. Run-tag limits count
+    only on tags some job carries (a limit on another tag limits nothing)."""
+    from llama_platform.definitions import defs
+
+    pools = {a.op.pool for a in defs.assets if a.op.pool}
+    assert {"training", "forge-api"} <= pools
+    local = yaml.safe_load((REPO / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"]
+    assert helm_values()["concurrency"]["pools"]["defaultLimit"] == local == 1
+    job_tags = {key for job in defs.resolve_all_job_defs() for key in job.tags}
+    for name in HELM_VALUES:
+        coordinator = helm_values(name).get("dagsterDaemon", {}).get("runCoordinator", {})
+        limits = coordinator.get("config", {}).get("queuedRunCoordinator", {}).get("tagConcurrencyLimits", [])
+        assert {limit["key"] for limit in limits} <= job_tags, name
