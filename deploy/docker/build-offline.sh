@@ -63,8 +63,10 @@ INPUTS=$({
 if [ "$(podman image inspect --format "{{index .Labels \"$LABEL\"}}" "$IMAGE" 2>/dev/null)" = "$INPUTS" ]; then
   say "reusing $IMAGE: built from these inputs ($INPUTS)"
 else
+  # This machine's pip settings, mirrors and CA bundle (only the bundle file: the JRE's package writes
+  # its keystore into /etc/ssl/certs/java during the build).
   mounts=()
-  for path in /etc/xdg/pip /etc/pip.conf /root/.config/pip /opt/pypi /opt/pypi-more /opt/wheels /etc/ssl/certs; do
+  for path in /etc/xdg/pip /etc/pip.conf /root/.config/pip /opt/pypi /opt/pypi-more /opt/wheels /etc/ssl/certs/ca-certificates.crt; do
     [ -e "$path" ] && mounts+=(-v "$path:$path:ro")
   done
   say "building $IMAGE ($INPUTS)"

@@ -114,3 +114,13 @@ def test_training_entrypoint_trains_and_registers_in_the_image(image, tmp_path):
     assert run.info.status == "FINISHED" and "val_loss" in run.data.metrics
     version = client.get_model_version("triage-image-test", "1")
     assert version.run_id == result["mlflow_run_id"]
+
+
+def test_h2o_baseline_jvm_starts_in_the_image(image):
+    """The baseline step (evaluation/baseline.py) starts a private H2O JVM: the image has Java."""
+    started = image.run("python", "-c", "import h2o\n"
+                        "from llama_platform.evaluation.baseline import h2o_cluster\n"
+                        "with h2o_cluster(nthreads=1, max_mem_size='512M'):\n"
+                        "    print('h2o', h2o.cluster().version, h2o.cluster().cloud_healthy)\n")
+    assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-3000:]
+    assert "h2o 3.46.0.12 True" in started.stdout
