@@ -70,8 +70,9 @@ else
     [ -e "$path" ] && mounts+=(-v "$path:$path:ro")
   done
   say "building $IMAGE ($INPUTS)"
-  # The index at a fixed path: the build arg is part of the layer cache key.
-  podman build --network host "${mounts[@]}" -v "$WORK/torch-index:/torch-index:ro" \
+  # The index at a fixed path: the build arg is part of the layer cache key. --jobs 2: the runtime
+  # stage's first layers (user, Java runtime from apt) build while the wheels stage downloads.
+  podman build --jobs 2 --network host "${mounts[@]}" -v "$WORK/torch-index:/torch-index:ro" \
     --build-arg PYTHON_IMAGE="$BASE" \
     --build-arg TORCH_INDEX_URL="file:///torch-index/simple" \
     --ignorefile "$IGNORE" --label "$LABEL=$INPUTS" \
