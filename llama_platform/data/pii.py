@@ -1,5 +1,8 @@
 """Find personal data in text: e-mails, phone numbers, IP addresses, payment cards, national IDs, IBANs.
 
+E-mail addresses include the forms written to dodge harvesters (`john [at] example [dot] com`,
+`bob at example dot com`, full-width `＠`); a URL's user name (`https://ci@host/`) is not one.
+
 Every kind is found by a cheap regex for its shape and then checked the way its issuer defines it,
 with well-kept libraries where there is one: `phonenumbers` (Google's libphonenumber metadata) for
 phone numbers, `python-stdnum` for the Luhn check, the Chinese resident ID's ISO 7064 MOD 11-2 check
@@ -32,6 +35,39 @@ KINDS = (EMAIL, IP_ADDRESS, PHONE, CARD_NUMBER, NATIONAL_ID, IBAN)
 _EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}(?![\w-])", re.ASCII)
 # A file name with a density suffix (`logo@2x.png`) is not an address.
 _NOT_MAIL_TLD = frozenset("png jpg jpeg gif svg webp ico bmp js mjs ts css map json lock html py rb go rs".split())
+# Addresses written to dodge harvesters: `john [at] example [dot] com`, `jane.doe(at)example.org`,
+# `bob at example dot com`, `name＠example.com` (full-width or small at sign). A plain-word " at "
+# is English far more often than an address ("look at example"), so that form needs a spelled
+# dot in the domain, a common top-level domain at the end and a local part that is no common
+# word (`_obfuscated_emails`).
+_OB_AT = r"(?:[ \t]*[\[({<][ \t]*(?i:at)[ \t]*[\])}>][ \t]*|[ \t]*[\uff20\ufe6b][ \t]*)"  # [at] (at) ＠
+_OB_AT_WORD = r"[ \t]+(?i:at)[ \t]+"
+_OB_SPELLED_DOT = r"(?:[ \t]*[\[({<][ \t]*(?i:dot)[ \t]*[\])}>][ \t]*|[ \t]+(?i:dot)[ \t]+)"
+_OB_DOT = r"(?:" + _OB_SPELLED_DOT + r"|[.\uff0e])"
+_OB_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_OB_LOCAL = r"(?<![\w.+%-])[A-Za-z0-9_%+-]+(?:" + _OB_DOT + r"[A-Za-z0-9_%+-]+)*"
+_OBFUSCATED_EMAIL = re.compile(
+    _OB_LOCAL + _OB_AT + _OB_LABEL + r"(?:" + _OB_DOT + _OB_LABEL + r")*" + _OB_DOT + r"[A-Za-z]{2,24}(?![\w-])"
+)
+# The plain-word form needs a spelled dot in its domain (`example dot com`): "look at example.com" is prose.
+_SPELLED_EMAIL = re.compile(
+    _OB_LOCAL + r"(" + _OB_AT_WORD + r")" + _OB_LABEL + r"(?:" + _OB_DOT + _OB_LABEL + r")*?" + _OB_SPELLED_DOT
+    + _OB_LABEL + r"(?:" + _OB_DOT + _OB_LABEL + r")*(?![\w-])"
+)
+_COMMON_TLDS = frozenset(
+    "com net org edu gov mil int io co ai dev app me info biz name pro xyz tech cloud online site email us uk cn de fr jp "
+    "ru br in au ca nl es it ch se no fi dk pl eu be at cz kr tw hk sg nz za mx ar tr il gr pt hu ro ua vn id th my ph ie".split()
+)
+# Words that stand before " at " in prose ("look at", "good at", "is at"): not a local part.
+_PROSE_BEFORE_AT = frozenset(
+    "look looks looked looking stare glance glanced arrive arrived arrives here there is was are be been being were it "
+    "this that these those me us him her them you we they i good bad great better best least most all once work home up "
+    "down out aim aimed point points pointed hit fail fails failed failing stop stops stopped crash crashes crashed "
+    "start starts started end ends ended set located available found run runs running hosted live lives stuck break "
+    "breaks broke it's and or but not only even just now then still already also again exactly right left placed "
+    "published posted see seen check checked shown listed mentioned defined declared thrown raised work works worked "
+    "working stay stays stayed staying meet met employed hired interned studied study studies".split()
+)
 _IPV4 = re.compile(r"(?<![\w.])(?:\d{1,3}\.){3}\d{1,3}(?![\w]|\.\d)", re.ASCII)
 _IPV6 = re.compile(r"(?<![\w:.])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])", re.ASCII)
 # Kept as is: they identify no one and say a lot in bug reports ("listening on 127.0.0.1").
@@ -75,9 +111,21 @@ def _emails(text: str) -> list[Span]:
         after = text[m.end() : m.end() + 2]
         if local in ("git", "hg", "svn") or (after[:1] == ":" and after[1:2] not in ("", " ", "\n")):
             continue  # an scp-style remote: git@github.com:owner/repo.git
+        if text.endswith("://", 0, m.start()):
+            continue  # a URL's user name (`https://ci-bot@bitbucket.org/...`), not an address; keys there are secrets.py's
         if domain.rsplit(".", 1)[-1].lower() in _NOT_MAIL_TLD or re.match(r"\d+(?:\.\d+)?x\.", domain):
             continue
         out.append((m.start(), m.end(), EMAIL))
+    return out
+
+
+def _obfuscated_emails(text: str) -> list[Span]:
+    out = [(m.start(), m.end(), EMAIL) for m in _OBFUSCATED_EMAIL.finditer(text)]
+    for m in _SPELLED_EMAIL.finditer(text):
+        local = text[m.start() : m.start(1)].lower()
+        tld = re.split(r"[\s.\uff0e\])}>]", m.group())[-1].lower()
+        if tld in _COMMON_TLDS and local not in _PROSE_BEFORE_AT:
+            out.append((m.start(), m.end(), EMAIL))
     return out
 
 
@@ -212,6 +260,8 @@ def _ibans(text: str) -> list[Span]:
 # what the check's regex matches): most texts hold none of these, and skip the checks.
 PREFILTER = {
     "pii:email": r"[A-Za-z0-9._%+-]@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2}",
+    "pii:email_obfuscated": r"(?i)[\[({<][ \t]*at[ \t]*[\])}>]|\xef\xbc\xa0|\xef\xb9\xab",
+    "pii:email_spelled": r"(?i)[ \t]at[ \t][^\n]*[ \t\[({<]dot[ \t\])}>]",
     "pii:ipv4": r"\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}",
     "pii:ipv6": r"[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:|::",
     "pii:phone": r"\d[\d \t().-]{5,20}\d",
@@ -230,6 +280,8 @@ def pii_spans(text: str, hits: set[str] | None = None) -> list[Span]:
         return hits is None or name in hits
 
     spans = _emails(text) if on("pii:email") and "@" in text else []
+    if on("pii:email_obfuscated") or on("pii:email_spelled"):
+        spans += _obfuscated_emails(text)
     if on("pii:ipv4") or on("pii:ipv6"):
         spans += _ips(text)
     if on("pii:phone"):

@@ -17,10 +17,14 @@ run in-process behind one prefilter scan (the real regex confirms). Its Go engin
 a Go runtime loaded before the cleaning pool forks is not fork-safe, so we take only its rule file.
 The independent verifier (`verify.py`) uses detect-secrets' rules and an entropy sampler instead.
 
-Our own rules cover what provider rules cannot know: password flags (`mysql -uroot -pSECRET`),
-`.env`/YAML/connection-string assignments, auth headers, credentials in URLs, whole JWTs, private-key
-blocks, provider formats the rules miss or only take with a keyword nearby, and high-entropy values
-next to key/secret/token/password words ("unseen formats").
+Our own rules cover what provider rules cannot know: password flags (`mysql -uroot -pSECRET`,
+`docker login -u bob -p X`, `htpasswd -b`, `sqlcmd -P`, `smbclient -U user%pass`...), variables
+named a password whatever their value's entropy (`PGPASSWORD=hunter2` in env, shell, YAML, .env and
+compose forms; placeholders and references kept), `.env`/YAML/XML/connection-string assignments,
+netrc and pgpass lines, Kubernetes env entries and Secret manifests, auth headers, credentials in
+URLs (a key alone as the user name too: Sentry DSNs), whole JWTs, private-key blocks, provider
+formats the rules miss or only take with a keyword nearby, and high-entropy values next to
+key/secret/token/password words ("unseen formats").
 """
 
 from __future__ import annotations
@@ -86,7 +90,10 @@ _KIND_ALIASES = {
     "generic-api-key": "GenericSecret",
 }  # fmt: skip
 # Kinds that say little about what the secret is: a merged span takes a more specific kind's name.
-GENERIC_KINDS = frozenset({"GenericSecret", "HighEntropySecret", "Password", "AuthorizationHeader", "BasicAuthCredentials"})
+GENERIC_KINDS = frozenset(
+    {"GenericSecret", "HighEntropySecret", "Password", "AuthorizationHeader", "BasicAuthCredentials", "URLCredentials",
+     "KubernetesSecret"}
+)  # fmt: skip
 _GLOBAL_DROP = (
     r"(?i)^(?:true|false|null|none|nil|undefined)$", r"^(.)\1*$", r"^\$(?:\d+|\{\d+\})$", r"^\$\{?[A-Za-z_]+\}?$",
     r"^\{\{[ \t]*[\w ().|]+[ \t]*\}\}$", r"^\$\{\{.*\}\}$", r"^%[A-Za-z_]+%$", r"^<[^<>]+>$", r"^\*+$",
@@ -202,35 +209,125 @@ def betterleaks_rules() -> tuple[Rule, ...]:
 # The regex starts at the word (a literal alternation: fast); the key's prefix (`DB_`) is read
 # backwards in `_assignment_key`.
 _KEY_WORD = (
-    r"(?:pass(?:word|wd|phrase)?|pwd|psw|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|"
+    r"(?:pass(?:word|wd|phrase)?|pwd|psw|pw|secret|token|api[_.-]?key|apikey|access[_.-]?key|private[_.-]?key|"
     r"auth|credentials?|passcode|key|sig(?:nature)?|session[_.-]?id|cookie)(?:[_.-][A-Za-z0-9]+)*"
 )
-_VALUE = r"""(?:"([^"\s]{1,200})"|'([^'\s]{1,200})'|`([^`\s]{1,200})`|([^\s"'`,;<>()\[\]{}]{4,200}))"""
+_VALUE = r"""(?:"([^"\s]{1,200})"|'([^'\s]{1,200})'|`([^`\s]{1,200})`|([^\s"'`,;<>()\[\]{}]{3,200}))"""
 # `password: hunter2`, `DB_PASSWORD=...`, `"api_key": "..."`, `-e SECRET_KEY=...`, `Password=...;` in
 # connection strings. The value check (`_plausible_value`) keeps prose like "password: required".
-_ASSIGNMENT = re.compile(
-    r"(?i)(?<![A-Za-z0-9])(" + _KEY_WORD + r")[\"']?(?:[ \t]{0,3}(?:=>|:=|===?|!==?|=|:|\bis\b|\bas\b)[ \t]{0,5}"
+_ASSIGNMENT_BODY = (
+    r"(" + _KEY_WORD + r")[\"']?(?:[ \t]{0,3}(?:=>|:=|===?|!==?|=|:|\bis\b|\bas\b)[ \t]{0,5}"
     + _VALUE + r"|[ \t]+(?=[\"'`])" + _VALUE + ")"
 )
-_KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]*$")
+_ASSIGNMENT = re.compile(r"(?<![A-Za-z0-9])" + _ASSIGNMENT_BODY, re.IGNORECASE)
+# `PGPASSWORD=`, `keyStorePassword=`: the word glued to a prefix (`_KEY_PREFIX` reads it back). Found
+# by a literal search, then the assignment matched there: one look-behind alternation in
+# `_ASSIGNMENT` instead made every text's scan ~70% slower.
+_GLUED_PASSWORD = re.compile(r"PASSWORD|PASSWD|Password|Passwd")
+_ASSIGNMENT_AT = re.compile(_ASSIGNMENT_BODY, re.IGNORECASE)
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]*\Z")  # \Z: `$` would also match before the line break ("time.\nsecret:")
 _KEYWORD_KEY = re.compile(r"(?i)pass(?:word|wd)?|pwd|secret|api_?key|apikey|(?:auth|service|account|db|database|priv|private|client)_?key")
 _REFERENCE = re.compile(r"\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+")
 _STRONG_KEY = re.compile(r"(?i)secret|token|api[_.-]?key|apikey|(?:auth|access|private|client|service|account)[_.-]?key|credential")
 
 
+# A variable *named* a password (`PGPASSWORD`, `MYSQL_ROOT_PASSWORD`, `ADMIN_PASS`, `MYSQL_PWD`,
+# `db_password`, `spring.datasource.password`) holds one whatever its entropy. Not `PWD`/`OLDPWD`
+# (the shell's working directory), `BYPASS`, `PASSWORD_FILE`, `password_min_length`, nor a bare
+# lower-case `password` (prose: "password: required" keeps the stricter reading below).
+_PASSWORD_VAR = re.compile(
+    r"[A-Z0-9_]*(?:PASSWORD|PASSWD)|(?:[A-Z0-9]+_)+(?:PWD|PASS)|[A-Z0-9_]*SECRET(?:_KEY)?|(?:[A-Za-z0-9]+[_.-])+(?:password|passwd)|[a-z0-9]+password"
+    r"|(?:[A-Za-z0-9]+[_.-])*[a-z][A-Za-z0-9]*(?:Password|Passwd)|(?:[a-z0-9]+[_.-])+secret"
+)
+# Code, not a value: `user_password: str`, `PASSWORD = settings.PASSWORD`, `os.getenv`, `old_password`.
+_CODE_VALUE = re.compile(
+    r"(?i)str|string|int|bool|bytes|optional|any|secretstr|\w+\[.*|env\(.*|getenv.*|"
+    # an identifier naming a password (`old_password`, `newPassword`), not `Password123`
+    r"\w*_\w*(?:password|passwd|pwd)\w*|\w*(?:password|passwd|pwd)_\w*|(?-i:[a-z][a-z0-9]*P(?:assword|asswd|wd)\w*)"
+)
+_PLACEHOLDER_VALUE = re.compile(
+    r"(?i)\$\{?[\w.:-]+\}?.*|\$\(.*|%\w+%|\{\{.*|\{%.*|<[^<>]*>?.*|(.)\1*|\.\.\.|x+|\*+|"  # references, masks
+    r"change_?me|change_?it|password|passw0rd|pass|secret|example|placeholder|redacted|hidden|masked|none|null|nil|"
+    r"unknown|incorrect|invalid|wrong|missing|expired|blank|default|same|"
+    r"true|false|undefined|empty|required|optional|not[ _]?set|unset|your[\w-]*|\w*[_-]here|"
+    r"(?:my|your|the|some|new|db|user)[_-]?(?:password|secret|pass)\w*|/(?:run|etc|var|home|tmp|usr|opt|secrets?)/.*|"
+    r"[\w.]+\(.*\)|os\.environ.*|process\.env.*"
+)
 # A password in a sentence: "the password for root is Xy7!pQ2z", "密码：Xy7!pQ2z", "pwd was hunter2".
 _PASSWORD_PROSE = re.compile(
     r"(?i)(?:\b(?:password|passwd|passphrase|pwd)\b[^\n]{0,30}?\b(?:is|was|are|=|:)|(?:密码|口令|密钥)[^\n]{0,6}?[是为:：=])"
     r"[ \t]*[\"'`“]?([^\s\"'`”，。]{4,64})"
 )
+# The password named in a complaint: "the password hunter42 does not work", "hunter42 is my password".
+_PASSWORD_SENTENCE = re.compile(
+    r"(?i)\b(?:password|passwd|pwd)[ \t]+[\"'`“]?([^\s\"'`”]{4,64}?)[\"'`”]?[ \t]+(?:does(?:n't| not)|did(?:n't| not)|won't|"
+    r"will not|is(?:n't| not)|no longer|stopped|keeps?)\b(?:[ \t]+\w+)?[ \t]+work"
+    r"|(?<![^\s\"'`“])[\"'`“]?([^\s\"'`”]{4,64}?)[\"'`”]?[ \t]+(?:is|was)[ \t]+(?:my|the|our|his|her|their)[ \t]+(?:\w+[ \t]+)?(?:password|passwd|pwd)\b"
+)
+# The word in other languages: `Passwort: X`, `mot de passe : X`, `contraseña: X`, `Пароль: X`, `パスワード：X`.
+# Case spelled out (no IGNORECASE): Hyperscan's prefilter folds ASCII case only.
+_PASSWORD_I18N = re.compile(
+    r"(?:[Pp]asswort|PASSWORT|[Kk]ennwort|KENNWORT|[Mm]ot de passe|MOT DE PASSE|[Cc]ontrase(?:ña|na)|CONTRASE(?:ÑA|NA)|"
+    r"[Ss]enha|SENHA|[Пп]ароль|ПАРОЛЬ|パスワード|비밀번호)[ \t]*[:：=][ \t]*[\"'`“]?([^\s\"'`”，。]{4,64})"
+)
 # Command-line password flags: `-pSECRET` (mysql family, only where a `-u` user flag or the tool
 # name is on the line: `-p` alone is `mkdir -p`, `-pthread`...), `--password SECRET`, `sshpass -p X`.
 _PASSWORD_FLAG = re.compile(
-    r"(?i)(?:(?:\bmysql\w*|\bmariadb\w*|\bmycli|\s-u\s?\S+)\b[^\n]*?\s-p(?!\s)([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\")"
+    # (`-u(?!ser)`, `-p(?!assword)`: `influx -username bob -password X` is the `--password` form below)
+    r"(?i)(?:(?:\bmysql\w*|\bmariadb\w*|\bmycli|\s-u(?!ser)\s?\S+)\b[^\n]*?\s-p(?!\s|assw(?:or)?d\b)([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\")"
     r"|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)(?:=|[ \t]{1,3})(?!-)"
     r"([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\")"
     r"|\b(?:sshpass[ \t]+-p|redis-cli\b[^\n]*?[ \t]-a)[ \t]{1,3}([^\s'\"]+|'[^'\n]+'|\"[^\"\n]+\"))"
 )
+_CLI_VALUE = r"""([^\s'"]+|'[^'\n]+'|"[^"\n]+")"""
+# CLIs that take a password another way (each group: the password; `password_value` checks it):
+# registry/cluster logins with `-p X` (`docker login -u bob -p X`; `docker run -p 8080:80` has no
+# `login`), the mongo shells' `-p`, LDAP tools' `-w`, `smbclient -U user%pass`, `rabbitmqctl
+# add_user user pass`, `npm config set //host/:_authToken X`. `htpasswd -b` is `_htpasswd_spans`.
+_CLI_PASSWORD = re.compile(
+    r"\b(?:docker|podman|nerdctl|buildah|skopeo|helm|oras|crane|oc|az|cf|argocd|finch|regctl|jf|jfrog)\b[^\n]*?\blogin\b"
+    r"[^\n]*?[ \t]-p(?:[ \t]{1,3}|=)?" + _CLI_VALUE
+    + r"|\bmongo(?:sh|dump|restore|export|import|stat|top|files)?\b[^\n]*?[ \t]-p(?:[ \t]{1,3}|=)?" + _CLI_VALUE
+    + r"|\bldap(?:search|add|modify|delete|passwd|compare|modrdn|whoami|exop)\b[^\n]*?[ \t]-w[ \t]{1,3}" + _CLI_VALUE
+    + r"|[ \t](?:-U|--user(?:name)?)(?:[ \t]{1,3}|=)['\"]?[^\s%'\"]+%([^\s'\"]+)"
+    + r"|\brabbitmqctl(?:[ \t]+-\S+(?:[ \t]+[^\s-]\S*)?)*[ \t]+(?:add_user|change_password)[ \t]+\S+[ \t]{1,3}" + _CLI_VALUE
+    + r"|\bnpm[ \t]+config[ \t]+set[ \t]+\S*:_(?:authToken|auth|password)(?:[ \t]{1,3}|=)" + _CLI_VALUE
+    # SQL Server tools' and zip's `-P X`, 7-Zip's and sshpass' `-pX`, keytool's `-storepass X`, `lftp -u user,pass`
+    + r"|\b(?:sqlcmd|bcp|osql|isql|mssql-cli|zip|unzip|zipcloak)\b[^\n]*?[ \t]-P[ \t]{1,3}" + _CLI_VALUE
+    + r"|\b(?:7z|7za|7zr|sshpass)\b[^\n]*?[ \t]-p(?!\s)" + _CLI_VALUE
+    + r"|[ \t]-(?:src|dest|new)?(?:store|key)pass[ \t]{1,3}" + _CLI_VALUE
+    + r"|\blftp\b[^\n]*?[ \t]-u[ \t]{1,3}[^\s,]+," + _CLI_VALUE
+    # `net use \\srv\share /user:bob X`, `mc alias set NAME URL ACCESS_KEY SECRET_KEY`, `aws configure set KEY X`
+    + r"|\bnet[ \t]+use\b[^\n]*?[ \t]/user:\S+[ \t]{1,3}(?![/*])" + _CLI_VALUE
+    + r"|\bmc[ \t]+(?:alias[ \t]+set|config[ \t]+host[ \t]+add)[ \t]+\S+[ \t]+\S+[ \t]+\S+[ \t]{1,3}" + _CLI_VALUE
+    + r"|\baws[ \t]+configure[ \t]+set[ \t]+\S*(?:secret|token)\S*[ \t]{1,3}" + _CLI_VALUE
+    + r"|\brclone[ \t]+config[ \t]+(?:create|update)\b[^\n]*?[ \t](?:secret_access_key|pass|password|client_secret|token)[ \t]{1,3}" + _CLI_VALUE
+    + r"|\bvault[ \t]+login[ \t]+(?!-)" + _CLI_VALUE
+    # a password piped in: `echo X | sudo -S ...`, `echo X | docker login --password-stdin`
+    + r"|\becho[ \t]+(?:-n[ \t]+)?" + _CLI_VALUE + r"[ \t]*\|[ \t]*(?:sudo[ \t]+-\w*S|[^\n|]*--password-stdin)"
+)
+# ~/.pgpass: `host:port:database:user:password` (a host name and a user with a letter: not a time or a MAC address).
+_PGPASS = re.compile(
+    r"(?m)^[ \t]*(?:\*|localhost|[\w-]+(?:\.[\w-]+)+):(?:\d{1,5}|\*):[\w*.-]+:(?=[^:\n]*[A-Za-z*])[\w*.@-]+:([^\s:]+)[ \t]*$"
+)
+_HTPASSWD = re.compile(r"\bhtpasswd((?:[ \t]+[^\s|;&<>]+){2,8})")
+# ~/.netrc (curl, git, pip read it): `machine api.example.com login bob password X`, on one line or several.
+_NETRC = re.compile(
+    r"\b(?:machine[ \t]+(?:[\w-]+\.[\w.-]+|localhost)|default)(?:\s+(?:login|account|port|protocol)[ \t]+\S+)*\s+password[ \t]+(\S+)"
+)
+# `<password>X</password>`, `<apiKey>X</apiKey>` (Maven settings.xml, app configs).
+_XML_SECRET = re.compile(
+    r"(?i)<([\w:.-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key)[\w.-]*)>[ \t]*([^<>\s]{3,200})[ \t]*</\1>"
+)
+# A Kubernetes container env entry: `- name: POSTGRES_PASSWORD` then `value: X` on the next line.
+_K8S_ENV = re.compile(r"""\bname:[ \t]*["']?([A-Za-z0-9_.-]+)["']?[ \t]*\r?\n[ \t]*-?[ \t]*value:[ \t]*""" + _CLI_VALUE)
+# A Kubernetes Secret manifest: every value under `data:`/`stringData:` is secret (base64 is no cover).
+_K8S_SECRET_KIND = re.compile(r"""(?m)^[ \t]*kind:[ \t]*["']?Secret["']?[ \t]*$""")
+_K8S_DATA_BLOCK = re.compile(r"(?m)^([ \t]*)(?:data|stringData):[ \t]*\n((?:\1[ \t]+\S[^\n]*(?:\n|$)|[ \t]*\n)+)")
+_K8S_DATA_ITEM = re.compile(r"""(?m)^([ \t]+)["']?[\w.-]+["']?:[ \t]*(?:([|>][-+]?[ \t]*\n(?:\1[ \t]+[^\n]*(?:\n|$))+)|(\S[^\n]*?))[ \t]*$""")
+# A URL whose user part is a key alone (Sentry DSN `https://<32 hex>@o1.ingest.sentry.io/2`,
+# `https://<token>@github.com/...`): credentials, not an e-mail address. User names stay (`ssh://git@host`).
+_URL_KEY = re.compile(r"(?<=://)[A-Za-z0-9_.~+%-]{16,256}(?=@[\w\[])")
 # Authorization headers and bare `Bearer xyz`: everything after the scheme.
 _AUTH_HEADER = re.compile(
     r"(?i)\b(?:authorization|proxy-authorization)[\"']?[ \t]{0,3}[:=][ \t]{0,3}[\"']?(?:(?:basic|bearer|token|digest|"
@@ -341,6 +438,21 @@ def looks_random(token: str, min_len: int = 16, min_entropy: float = 3.3) -> boo
     return not _safe_shape(token)
 
 
+def password_value(value: str) -> bool:
+    """Is `value` (of something named a password) a password, not a placeholder or a reference?
+
+    Any real value counts, whatever its length or entropy (`hunter2`, `123456`, `abc`). Kept:
+    references (`${VAR}`, `$VAR`, `%VAR%`, `{{ var }}`, `$(cat file)`), `<password>`, `***`, `xxx`,
+    `...`, empty, and the well-known default/placeholder words (`changeme`, `password`, `secret`,
+    `your_password`...): a publicly known default protects nothing, and keeping it keeps the
+    meaning of the documentation or compose file it sits in. Nor code (`str`, `settings.PASSWORD`).
+    """
+    v = value.strip("\"'`").rstrip(".,;:!?")
+    if "." in v and all(_wordish(part) for part in v.split(".")):
+        return False  # an attribute (`settings.PASSWORD`, `form.password`), not `s.Ab12Cd34Ef56` (a Vault token)
+    return len(v) >= 3 and not _PLACEHOLDER_VALUE.fullmatch(v) and not _CODE_VALUE.fullmatch(v)
+
+
 def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
     """Is the value of `key = value` a credential, not prose ("password: required") or a reference?"""
     v = value.strip("\"'`").rstrip(".,;:!?")
@@ -348,6 +460,10 @@ def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
         # A quoted literal after a credential name goes, placeholder-looking or not
         # (`password = "test"`): detect-secrets' keyword rule, which the verifier runs, reads it so.
         return bool(v) and not _REFERENCE.fullmatch(v)
+    if re.match(r"(?:~|\.{1,2})?/(?:run|etc|var|home|tmp|usr|opt|secrets?|mnt|srv|Users)/", v):
+        return False  # `PWD=/home/bob`, `DB_PASSWORD_FILE=/run/secrets/db`: a path, not a password
+    if _PASSWORD_VAR.fullmatch(key.lstrip("-")):  # `PGPASSWORD=hunter2`, `-DkeyStorePassword=`: named a password
+        return password_value(v)
     if len(v) < 4 or re.fullmatch(r"(?i)\$\{?[\w.]+\}?|%\w+%|\{\{.*\}\}|<[^>]*>|\*+|x+|\.+|null|none|true|false|"
                                   r"undefined|nil|empty|required|optional|string|str|int|bool|secret|password|"
                                   r"token|yes|no|not set|unset|redacted|hidden|changeme|example|your[\w-]*|"
@@ -362,7 +478,7 @@ def _plausible_value(value: str, key: str, quoted: bool = False) -> bool:
         return key.isupper() and not v.isdigit()  # `DB_PASSWORD=hunter` in a .env: yes; `token: expired`: no
     if re.fullmatch(r"[A-Za-z][a-z]+", v) and not key.isupper():  # a capitalised word in prose
         return False
-    words = re.compile(r"(?i)pass(?:word|wd|phrase)?|pwd|psw|passcode")
+    words = re.compile(r"(?i)pass(?:word|wd|phrase)?|pwd|psw|passcode|(?<![a-z])pw(?![a-z])")
     if words.search(key):
         return True  # a password needs no entropy: `password: hunter2`
     if quoted and len(v) >= 8 and _classes(v) >= 2 and _STRONG_KEY.search(key):
@@ -404,20 +520,66 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
             value = text[start:end].strip("'\"")
             if len(value) >= 3 and not value.startswith(("$", "<", "{")) and not re.fullmatch(r"\d{1,5}(?::\d+)?", value):
                 spans.append((start, end, "Password"))
+    if on("cli_password"):
+        for m in _CLI_PASSWORD.finditer(text):
+            start, end = _group_span(m)
+            if password_value(text[start:end]) and not re.fullmatch(r"\d{1,5}(?::\d+)?", text[start:end]):
+                spans.append((start, end, "Password"))
+    if on("htpasswd"):
+        spans += _htpasswd_spans(text)
+    if on("pgpass"):
+        spans += [(*m.span(1), "Password") for m in _PGPASS.finditer(text) if password_value(m.group(1))]
+    if on("netrc"):
+        spans += [(*m.span(1), "Password") for m in _NETRC.finditer(text) if password_value(m.group(1))]
+    if on("xml_secret"):
+        for m in _XML_SECRET.finditer(text):
+            if _plausible_value(m.group(2), m.group(1)):
+                spans.append((*m.span(2), "Password" if re.search(r"(?i)pass", m.group(1)) else "GenericSecret"))
+    if on("k8s_env"):
+        for m in _K8S_ENV.finditer(text):
+            start, end = m.span(next(i for i in range(2, m.re.groups + 1) if m.group(i) is not None))
+            key = m.group(1)
+            if re.search(r"(?i)pass|pwd|secret|token|key|credential", key) and _plausible_value(text[start:end], key):
+                spans.append((start, end, "Password" if re.search(r"(?i)pass|pwd", key) else "GenericSecret"))
+    if on("k8s_secret"):
+        spans += _k8s_secret_spans(text)
+    if on("url_key"):
+        for m in _URL_KEY.finditer(text):
+            user = m.group()
+            if re.fullmatch(r"[0-9a-fA-F]{16,}", user) or looks_random(user, min_len=16, min_entropy=3.0):
+                spans.append((m.start(), m.end(), "URLCredentials"))
     if on("password_prose"):
         for m in _PASSWORD_PROSE.finditer(text):
             value = m.group(1).rstrip(".,;:!?)")
             if _plausible_value(value, "PASSWORD" if not value.isalpha() else "password"):
                 spans.append((m.start(1), m.start(1) + len(value), "Password"))
+    if on("password_prose"):
+        for m in _PASSWORD_SENTENCE.finditer(text):
+            start, end = _group_span(m)
+            value = text[start:end]
+            if _plausible_value(value, "PASSWORD" if not value.isalpha() else "password"):
+                spans.append((start, end, "Password"))
+    if on("password_i18n"):
+        for m in _PASSWORD_I18N.finditer(text):
+            value = m.group(1).rstrip(".,;:!?)")
+            if not value.isalpha() and _plausible_value(value, "PASSWORD"):  # not "Passwort: falsch", "oublié"
+                spans.append((m.start(1), m.start(1) + len(value), "Password"))
     if on("assignment"):
-        for m in _ASSIGNMENT.finditer(text):
+        glued = [_ASSIGNMENT_AT.match(text, g.start()) for g in _GLUED_PASSWORD.finditer(text) if g.start() and text[g.start() - 1].isalnum()]
+        for m in [*_ASSIGNMENT.finditer(text), *filter(None, glued)]:
             value_group = next(i for i in range(2, m.re.groups + 1) if m.group(i) is not None)  # group 1: the key
             start, end = m.span(value_group)
             prefix = _KEY_PREFIX.search(text, max(0, m.start() - 40), m.start())
             key = (prefix.group() if prefix else "") + m.group(1)
             quoted = start > 0 and text[start - 1] in "\"'`"
+            if not quoted and text[end : end + 1] in ("(", "["):
+                continue  # code: `password = get_password()`, `pw = request.POST['pw']`
+            if _PASSWORD_VAR.fullmatch(key) and re.search(r"(?i)\b(?:is|as)\b", text[m.end(1) : start]):
+                continue  # "the PGPASSWORD is ignored": prose about the variable, not its value
+            if _config_line(text, m, key, start, end):
+                key = "PASSWORD"  # `password: letmein` alone on its line (YAML, INI, .pypirc): a value, not prose
             if start > m.start(1) and _plausible_value(text[start:end], key, quoted):
-                kind = "Password" if re.search(r"(?i)pass|pwd|psw", m.group(1)) else "GenericSecret"
+                kind = "Password" if re.search(r"(?i)pass|pwd|psw|(?<![a-z])pw(?![a-z])", m.group(1)) else "GenericSecret"
                 spans.append((start, end, kind))
     providers = _provider_regexes()
     for name in providers if hits is None else hits & providers.keys():
@@ -430,6 +592,50 @@ def _own_spans(text: str, hits: set[str] | None) -> list[Span]:
     if on("context_token"):
         spans += _context_tokens(text)
     return spans
+
+
+def _config_line(text: str, m: re.Match, key: str, start: int, end: int) -> bool:
+    """`password: X` / `password = X` as a whole line of a config file (indented, maybe a list item)."""
+    if not re.fullmatch(r"(?i)pass(?:word|wd)?|pwd", key) or not re.fullmatch(r"[\"']?[ \t]*[:=][ \t]*[\"']?", text[m.end(1) : start]):
+        return False
+    line_start = text.rfind("\n", 0, m.start()) + 1
+    line_end = text.find("\n", end)
+    before, after = text[line_start : m.start()], text[end : len(text) if line_end < 0 else line_end]
+    return bool(re.fullmatch(r"[ \t]*(?:-[ \t]+)?[\"']?", before) and re.fullmatch(r"[\"']?[ \t]*[,;]?[ \t]*\r?", after))
+
+
+def _htpasswd_spans(text: str) -> list[Span]:
+    """`htpasswd -b[c] FILE USER PASSWORD`, `htpasswd -nb USER PASSWORD`: the password argument."""
+    out = []
+    for m in _HTPASSWD.finditer(text):
+        args = [(a.start(), a.end(), a.group()) for a in re.finditer(r"\S+", m.group(1))]
+        flags = "".join(a[2][1:] for a in args if a[2].startswith("-"))
+        positional = [a for a in args if not a[2].startswith("-")]
+        index = 1 if "n" in flags else 2
+        if "b" in flags and len(positional) > index and password_value(positional[index][2]):
+            start, end, _ = positional[index]
+            out.append((m.start(1) + start, m.start(1) + end, "Password"))
+    return out
+
+
+def _k8s_secret_spans(text: str) -> list[Span]:
+    """The values under `data:`/`stringData:` of each YAML document that is a `kind: Secret`."""
+    out = []
+    separators = list(re.finditer(r"(?m)^---[^\n]*$", text))
+    starts = [0] + [m.end() for m in separators]
+    ends = [m.start() for m in separators] + [len(text)]
+    for offset, stop in zip(starts, ends):
+        doc = text[offset:stop]
+        if not _K8S_SECRET_KIND.search(doc):
+            continue
+        for block in _K8S_DATA_BLOCK.finditer(doc):
+            for item in _K8S_DATA_ITEM.finditer(block.group(2)):
+                group = 2 if item.group(2) else 3
+                value = item.group(group).rstrip()
+                if value.strip("\"'") and value not in ("{}", "~", "null"):
+                    start = offset + block.start(2) + item.start(group)
+                    out.append((start, start + len(value), "KubernetesSecret"))
+    return out
 
 
 def _context_tokens(text: str) -> list[Span]:
@@ -469,9 +675,19 @@ _OWN_PREFILTER = {
     "url_credentials": r"://[^\s/@:]+:[^\s/@]+@", "jwt": r"eyJ[A-Za-z0-9_-]{5,}\.eyJ",
     "auth_header": r"(?i)authorization|bearer\s|basic\s|x-api-key|x-auth-token|private-token|x-access-token|api-key\s*:|x-apikey|x-goog-api-key|ocp-apim-subscription-key|x-figma-token",
     "password_flag": r"(?i)\s-p[^\s]|\s--?(?:password|passwd|pass|pwd|token|api-key|apikey|secret|auth-token|access-token)[=\s]|sshpass|redis-cli",
-    "assignment": r"(?i)(?:pass|pwd|psw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?(?:[ \t]{0,3}(?:[=:!]|is\b|as\b)|[ \t]+[\"'`])",
+    "assignment": r"(?i)(?:pass|pwd|psw|pw|secret|token|key|auth|credential|sig|session|cookie)[A-Za-z0-9_.-]*[\"']?(?:[ \t]{0,3}(?:[=:!]|is\b|as\b)|[ \t]+[\"'`])",
     "aws_secret": r"[A-Za-z0-9/+]{40}",
-    "password_prose": r"(?i)(?:passw|passphrase|pwd)[^\n]{0,40}(?:is|was|are|=|:)|\xe5\xaf\x86\xe7\xa0\x81|\xe5\x8f\xa3\xe4\xbb\xa4|\xe5\xaf\x86\xe9\x92\xa5",
+    "cli_password": r"(?i)login[^\n]*[ \t]-p|mongo[^\n]*[ \t]-p|ldap[a-z]+[^\n]*[ \t]-w|(?:-U|--user|--username)[ \t=]{1,3}['\"]?[^\s%'\"]+%|rabbitmqctl|:_(?:authToken|auth|password)"
+    r"|[ \t]-P[ \t]|[ \t]-p[^\s]|pass[ \t]|lftp|/user:|mc[ \t]+(?:alias|config)|configure[ \t]+set|rclone|vault[ \t]+login|\|[ \t]*sudo|password-stdin",
+    "htpasswd": r"htpasswd",
+    "pgpass": r"[\w*]:(?:\d{1,5}|\*):[\w*.-]+:[\w*.@-]+:[^\s:]",
+    "netrc": r"machine[ \t]+(?:[\w-]+\.|localhost)|default\s+(?:login|account|port|protocol|password)",
+    "xml_secret": r"(?i)<[\w:.-]*(?:password|passwd|secret|token|api[_-]?key|apikey|access[_-]?key)[\w.-]*>",
+    "k8s_env": r"name:[^\n]*\n[ \t]*-?[ \t]*value:",
+    "k8s_secret": r"kind:[ \t]*[\"']?Secret",
+    "url_key": r"://[A-Za-z0-9_.~+%-]{16,}@",
+    "password_i18n": r"(?i)passwort|kennwort|mot de passe|contrase|senha|\xd0\xb0\xd1\x80\xd0\xbe\xd0\xbb\xd1\x8c|\xd0\x90\xd0\xa0\xd0\x9e\xd0\x9b\xd0\xac|\xe3\x83\x91\xe3\x82\xb9\xe3\x83\xaf\xe3\x83\xbc\xe3\x83\x89|\xeb\xb9\x84\xeb\xb0\x80\xeb\xb2\x88\xed\x98\xb8",
+    "password_prose": r"(?i)(?:passw|passphrase|pwd)[^\n]{0,40}(?:is|was|are|=|:)|(?:passw|pwd)[^\n]*work|(?:is|was)[ \t]+(?:my|the|our|his|her|their)[ \t][^\n]*(?:passw|pwd)|\xe5\xaf\x86\xe7\xa0\x81|\xe5\x8f\xa3\xe4\xbb\xa4|\xe5\xaf\x86\xe9\x92\xa5",
     # A credential word, then within the line a 16-character token (or a 32-character one anywhere).
     "context_token": r"(?i)(?:pass|pwd|secret|token|key|credential|auth|bearer|signature|private|\xe5\xaf\x86|\xe4\xbb\xa4)[^\n]{0,160}[A-Za-z0-9_+/=.~-]{16}|[A-Za-z0-9_+=~-]{32}",
 }

@@ -6,6 +6,10 @@ a different rule source and engine than `secrets.py` (Betterleaks' rules):
     a Hyperscan prefilter of their own patterns (one scan; the real regex confirms);
   - an entropy sampler: every long token whose entropy is above a threshold and whose shape is not
     a known-safe one (hex hashes/SHAs, UUIDs, versions, paths, identifiers, base64 image data);
+  - a few prose credential forms detect-secrets has no plugin for (password variables, registry
+    logins, netrc entries, keys as URL user names), written here as their own regexes, not taken
+    from secrets.py (only the placeholder reading, `password_value`, is shared: both sides must
+    agree that `changeme` or `${VAR}` is no password, or the snapshot would block on what is kept);
   - the personal-data detectors (`pii.py`): their re-scan finds what a later edit let through.
 A finding names its rule (`SECRET:GitHubToken`, `SECRET:HighEntropyString`, `PHONE`), never the value.
 """
@@ -24,7 +28,7 @@ from detect_secrets.plugins.ip_public import IPPublicDetector
 from detect_secrets.plugins.keyword import QUOTES_REQUIRED_DENYLIST_REGEX_TO_GROUP, KeywordDetector
 
 from llama_platform.data.pii import pii_spans
-from llama_platform.data.secrets import entropy, looks_random, private_cache_dir
+from llama_platform.data.secrets import entropy, looks_random, password_value, private_cache_dir
 
 Rule = tuple[str, re.Pattern, "int | None"]  # (type name, regex, secret group or None)
 
@@ -37,6 +41,37 @@ ENTROPY_MIN_LENGTH = 32
 # Above the redactor's own bar for context-free tokens (secrets.py, `_context_tokens`): a token
 # the sampler flags is one the redactor should have removed.
 ENTROPY_THRESHOLD = 4.4
+
+
+# (name, regex): group 1 is the credential. Whitespace before a value is at most one character:
+# a masked placeholder (spaces) must not let the next word pass for the value.
+_PROSE_RULES = (
+    # A literal only (no `.`, brackets or calls: `PASSWORD = settings.PASSWORD` is code).
+    ("PasswordVariable", re.compile(
+        r"""(?<![\w$])(?:[A-Z][A-Z0-9]*_)*[A-Z0-9]*PASS(?:WORD|WD)[ \t]?[=:][ \t]?["']?([^\s"'.()\[\]{}$<>%,;]{3,})(?=["'\s,;]|$)"""
+    )),
+    ("CLIPassword", re.compile(r"""(?:\blogin\b|\bmongo\w*)[^\n]*?[ \t](?:-p|--password)[ \t=]["']?([^\s"'-][^\s"']*)""")),
+    # htpasswd -b FILE USER PASSWORD, htpasswd -nb USER PASSWORD
+    ("CLIPassword", re.compile(r"\bhtpasswd[ \t]+-(?=[A-Za-z]*n)(?=[A-Za-z]*b)[A-Za-z]+[ \t]+[^\s-]\S*[ \t]([^\s-]\S*)")),
+    ("CLIPassword", re.compile(r"\bhtpasswd[ \t]+-(?![A-Za-z]*n)(?=[A-Za-z]*b)[A-Za-z]+[ \t]+[^\s-]\S*[ \t]+[^\s-]\S*[ \t]([^\s-]\S*)")),
+    ("CLIPassword", re.compile(r"""\b(?:sshpass[ \t]+-p|redis-cli\b[^\n]*?[ \t]-a)[ \t]["']?([^\s"'-][^\s"']*)""")),
+    ("NetrcPassword", re.compile(r"\bmachine[ \t]+[\w-]+\.[\w.-]+(?:\s+login[ \t]+\S+)?\s+password[ \t](\S+)")),
+    ("URLKeyCredentials", re.compile(r"://([A-Za-z0-9_-]{32,})@")),
+)
+
+
+def prose_findings(text: str) -> list[tuple[int, int, str]]:
+    out = []
+    for name, regex in _PROSE_RULES:
+        for m in regex.finditer(text):
+            value = m.group(1)
+            if name == "URLKeyCredentials":
+                ok = bool(re.fullmatch(r"[0-9a-fA-F]+", value)) or looks_random(value, min_len=32, min_entropy=3.0)
+            else:  # not a port (`-p 8080`) nor a path
+                ok = password_value(value) and not re.fullmatch(r"\d{1,5}(?::\d+)*|[\d.]+:[\d:./]+|/.*", value)
+            if ok:
+                out.append((*m.span(1), name))
+    return out
 
 
 def _type_name(secret_type: str) -> str:
@@ -162,7 +197,7 @@ def verify(text: str | None) -> list[str]:
     if not text:
         return []
     text = _mask(text)
-    rules = detect_secrets_findings(text)
+    rules = detect_secrets_findings(text) + prose_findings(text)
     found = {f"SECRET:{name}" for _, _, name in rules} | {kind for _, _, kind in pii_spans(text)}
     # A token a rule already named is not reported twice.
     if any(not any(s < e2 and s2 < e for s2, e2, _ in rules) for s, e in high_entropy_tokens(text)):

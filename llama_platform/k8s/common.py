@@ -50,7 +50,11 @@ SERVICE_ACCOUNTS = {
 # Secrets (created by External Secrets in the cluster; never in git). Keys are the env var names.
 S3_SECRET = "llama-platform-s3"  # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
 FORGE_SECRET = "llama-platform-forge-tokens"  # GITHUB_TOKEN, GITEE_TOKEN
-SERVING_KEYS_SECRET = "llama-platform-serving-keys"  # hashed API keys and service tokens
+SERVING_KEYS_SECRET = "llama-platform-serving-keys"  # keys.json: hashed, scoped API keys and service tokens
+# dagster: LLAMA_PLATFORM_API_KEY, the endpoint's client key (`predict`), for deployed_endpoint's smoke test.
+SERVING_CLIENT_SECRET = "llama-platform-serving-client"
+# monitoring: `token`, the `metrics`-scope service token Prometheus' PodMonitors scrape the predictors with.
+PROMETHEUS_TOKEN_SECRET = "llama-platform-prometheus-token"
 MLFLOW_DB_SECRET = "mlflow-postgres"
 DAGSTER_DB_SECRET = "dagster-postgresql-secret"  # the Dagster Helm chart's default name
 S3_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")

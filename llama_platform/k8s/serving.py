@@ -59,10 +59,24 @@ SERVING_RUNTIME = "llama-platform-predictor"  # the ServingRuntime running llama
 SELDON_SERVER = "llama-platform-mlserver"
 SELDON_SERVER_CONFIG = "mlserver"  # Seldon Core 2's stock MLServer ServerConfig
 SELDON_REQUIREMENT = "llama-platform-triage"  # capability the Server offers and the Models require
-# MLServer with llama_platform and the model stack installed (the stock MLServer image has no torch).
+# MLServer with llama_platform and the model stack installed (the stock MLServer image has no torch):
+# deploy/docker/mlserver.Dockerfile, whose entrypoint is MLSERVER_MODULE (MLServer behind our keys).
 MLSERVER_IMAGE = "ghcr.io/llama-platform/mlserver-triage:0.1.0"
+MLSERVER_MODULE = "llama_platform.serving.mlserver_app"
+MAX_BODY_BYTES = 1 << 20  # the KServe server's default (--max-body-bytes), for both runtimes
 KEYS_MOUNT = "/etc/llama-platform/serving-keys"
 KEYS_FILE = "keys.json"  # the key in SERVING_KEYS_SECRET holding {"keys": [...]} (hashes only)
+# Routes whose requests the canary counts (serving/metrics.py route labels).
+INFERENCE_ROUTES = "v1_predict|v2_infer|v2_generate|openai_chat|triage"
+
+# What Prometheus' PodMonitors (deploy/k8s/base/monitoring) select and scrape; a test checks they agree.
+# KServe labels every predictor pod with its InferenceService's name; Knative names the user
+# container's port `user-port` on every revision pod, whatever the ServingRuntime calls it.
+PREDICTOR_POD_LABEL = ("serving.kserve.io/inferenceservice", MODEL_NAME)
+# Seldon Core 2 labels a Server's pods with the Server's name.
+SELDON_POD_LABEL = ("seldon-server-name", SELDON_SERVER)
+MLSERVER_METRICS_PORT = 8082  # MLServer's metrics server (MLSERVER_METRICS_PORT), declared on the Server
+METRICS_PORT_NAMES = {"kserve": "user-port", "mlserver": "server-metrics"}
 
 
 def to_dict(obj: Any) -> dict:
@@ -117,7 +131,7 @@ class ServingShape:
     cpu: str = "4"
     memory: str = "24Gi"
     max_batch: int = 32
-    max_wait_ms: float = 10.0
+    max_wait_ms: float = 0.0  # batches fill while the GPU is busy (serving/triage.py MicroBatcher)
 
 
 def inference_service(storage_uri: str, canary_traffic_percent: int | None = None,
@@ -166,8 +180,9 @@ def inference_service(storage_uri: str, canary_traffic_percent: int | None = Non
         tolerations=gpu_tolerations() if shape.gpus else None,
         volumes=volumes,
     )
-    annotations = {"serving.kserve.io/deploymentMode": "Serverless",  # canary traffic splitting needs Knative
-                   "prometheus.io/scrape": "true", "prometheus.io/path": "/metrics"}
+    # Canary traffic splitting needs Knative. No prometheus.io/* annotations: kube-prometheus-stack
+    # does not read them; the PodMonitor in deploy/k8s/base/monitoring scrapes the predictor pods.
+    annotations = {"serving.kserve.io/deploymentMode": "Serverless"}
     if model_source:
         annotations["llama-platform/model-source"] = model_source
     return V1beta1InferenceService(
@@ -282,8 +297,10 @@ def run_canary(state: CanaryState, apply: Callable[[dict], None], observe: Calla
 
 def canary_queries(revision: str, namespace: str, window: str = "10m") -> dict[str, str]:
     """PromQL for the canary's figures from the predictor's own metrics (serving/metrics.py), by the
-    Knative revision its pods belong to (KServe's status names the canary revision)."""
-    sel = f'namespace="{namespace}",pod=~"{revision}-deployment-.*",route=~"v1_predict|v2_infer|openai_chat|triage"'
+    Knative revision its pods belong to (KServe's status names the canary revision). Prometheus
+    scrapes them through the PodMonitor in deploy/k8s/base/monitoring (PREDICTOR_POD_LABEL,
+    METRICS_PORT_NAMES), whose target labels give the `namespace` and `pod` used here."""
+    sel = f'namespace="{namespace}",pod=~"{revision}-deployment-.*",route=~"{INFERENCE_ROUTES}"'
     return {
         "requests": f"sum(increase(triage_http_requests_total{{{sel}}}[{window}]))",
         "errors": f'sum(increase(triage_http_requests_total{{{sel},status=~"5.."}}[{window}]))',
@@ -344,15 +361,32 @@ def validate_seldon(obj: dict) -> dict:
 
 def mlserver_model_settings(name: str, parameters: dict | None = None) -> dict:
     """The model-settings.json MLServer reads next to a model (Seldon Core 2 loads it from the Model's
-    storageUri folder): our runtime, MLServer's own adaptive batching off (the shared batcher does it)."""
+    storageUri folder): our runtime, MLServer's own adaptive batching off (the shared batcher does it),
+    and by default the model is the folder holding this file (`uri` "." is resolved against it).
+
+    Seldon's agent rewrites this file keeping only name, implementation and parameters' uri and
+    version: `parameters.extra` does not survive there, so the runtime's defaults (the KServe
+    server's) apply on Seldon, and the body limit comes from the Server's args."""
     return {"name": name, "implementation": "llama_platform.serving.mlserver_runtime.TriageRuntime",
-            "max_batch_size": 0, "parameters": parameters or {}}
+            "max_batch_size": 0, "parameters": {"uri": "."} if parameters is None else parameters}
 
 
-def seldon_server(shape: ServingShape = ServingShape()) -> dict:
+# The Seldon Server's shape: CPU. MLSERVER_IMAGE ships CPU torch (deploy/docker/mlserver.Dockerfile),
+# so a GPU would sit idle; both overlays run the Server on CPU. Serving Seldon on GPUs takes an image
+# built with CUDA torch, passed as `image` with a shape that asks for GPUs (and the same patch in
+# the prod overlay).
+SELDON_SHAPE = ServingShape(gpus=0)
+
+
+def seldon_server(shape: ServingShape = SELDON_SHAPE, image: str = MLSERVER_IMAGE) -> dict:
     """An MLServer Server offering the triage runtime (our image: llama_platform installed)."""
+    if shape.gpus and image == MLSERVER_IMAGE:
+        raise ValueError(f"{MLSERVER_IMAGE} ships CPU torch: GPUs need an MLServer image built with CUDA torch "
+                         "(pass image=...)")
     ns, sa = SERVICE_ACCOUNTS["model_server"]
     volumes, mounts = scratch_volumes("10Gi")
+    volumes.append(V1Volume(name="serving-keys", secret=V1SecretVolumeSource(secret_name=SERVING_KEYS_SECRET)))
+    mounts.append(V1VolumeMount(name="serving-keys", mount_path=KEYS_MOUNT, read_only=True))
     api = ApiClient()
     pod_spec = {
         "serviceAccountName": sa,
@@ -364,12 +398,28 @@ def seldon_server(shape: ServingShape = ServingShape()) -> dict:
         # Seldon merges this container into the Server's pod by name.
         "containers": [{
             "name": "mlserver",
-            "image": MLSERVER_IMAGE,
+            "image": image,
+            # The image's entrypoint (MLSERVER_MODULE) takes these; the ServerConfig sets MLSERVER_MODELS_DIR.
+            "args": [f"--max-body-bytes={MAX_BODY_BYTES}", "start", "$(MLSERVER_MODELS_DIR)"],
+            # Keys as on KServe: the hashed, scoped keys file from the mounted Secret (re-read on change).
+            "env": [
+                {"name": "LLAMA_PLATFORM_SERVING_KEYS_FILE", "value": f"{KEYS_MOUNT}/{KEYS_FILE}"},
+                # The metrics server's port, declared below by name for the PodMonitor (the stock
+                # ServerConfig declares only the HTTP and gRPC ports).
+                {"name": "MLSERVER_METRICS_PORT", "value": str(MLSERVER_METRICS_PORT)},
+                # The stock ServerConfig runs one worker process; our custom handlers need the request in-process.
+                {"name": "MLSERVER_PARALLEL_WORKERS", "value": "0"},
+                # gRPC's body limit (REST's is the entrypoint's --max-body-bytes).
+                {"name": "MLSERVER_GRPC_MAX_MESSAGE_LENGTH", "value": str(MAX_BODY_BYTES)},
+            ],
+            # Appended to the ServerConfig's ports (Seldon merges containers by name, appending lists).
+            "ports": [{"name": METRICS_PORT_NAMES["mlserver"], "containerPort": MLSERVER_METRICS_PORT,
+                       "protocol": "TCP"}],
             "securityContext": api.sanitize_for_serialization(container_security_context()),
             "volumeMounts": api.sanitize_for_serialization(mounts),
             "resources": {"requests": {"cpu": shape.cpu, "memory": shape.memory,
                                        **({GPU_RESOURCE: str(shape.gpus)} if shape.gpus else {})},
-                          "limits": {"memory": shape.memory,
+                          "limits": {"cpu": shape.cpu, "memory": shape.memory,
                                      **({GPU_RESOURCE: str(shape.gpus)} if shape.gpus else {})}},
         }],
     }
@@ -411,7 +461,7 @@ def seldon_experiment(champion: str, candidate: str, candidate_percent: int = 10
 
 
 def seldon_objects(champion_uri: str, candidate_uri: str | None, candidate_percent: int = 10,
-                   shape: ServingShape = ServingShape()) -> list[dict]:
+                   shape: ServingShape = SELDON_SHAPE) -> list[dict]:
     """Server + champion Model, and with a candidate: its Model and the Experiment splitting traffic."""
     objs = [seldon_server(shape), seldon_model(f"{MODEL_NAME}-champion", champion_uri, shape)]
     if candidate_uri:

@@ -8,10 +8,11 @@ the same JSON in an env var) holds
 
 `kind` is `api_key` (people, API clients) or `service_token` (Prometheus, the canary checker);
 both work the same way, tokens usually carry `expires_at`. Scopes: `predict` (inference, model
-listings, the page's data) and `admin` (/metrics, the model repository; implies predict).
+listings, the page's data), `metrics` (/metrics and nothing else: Prometheus' scrape token) and
+`admin` (the model repository; implies predict and metrics).
 The file is re-read when it changes (a Secret update swaps the mounted file), so keys rotate
 without a restart. A plain key in LLAMA_PLATFORM_API_KEY (the local profile) is hashed on load
-and gets both scopes.
+and gets every scope.
 
 sha256 rather than a slow password hash: keys are 32 random bytes (see `new_key`), so there is
 nothing to brute-force, and the check runs on every request. Keys, tokens and request bodies are
@@ -44,19 +45,22 @@ from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from llama_platform import settings
 from llama_platform.serving import metrics
 
 log = logging.getLogger(__name__)
 
-SCOPES = ("predict", "admin")
+SCOPES = ("predict", "metrics", "admin")
 KINDS = ("api_key", "service_token")
 
 # Probes must work without a key (kubelet, load balancers, wait_http_ok): the server root, the
 # V2 server health routes, per-model readiness, and the page's HTML shell (it holds no data: every
 # call it makes carries the key the maintainer types in). Everything else needs a key.
 OPEN_PATHS = re.compile(r"^/$|^/v2/health/(live|ready)$|^/v2/models/[^/]+(/versions/[^/]+)?/ready$|^/ui/?$")
-# Routes that need the admin scope; every other protected route needs predict.
-ADMIN_PATHS = re.compile(r"^/metrics$|^/v2/repository/|^/v1/models/[^/]+:(load|unload)$")
+# /metrics needs the metrics scope (a scrape token reads it and nothing else), these routes admin;
+# every other protected route needs predict.
+METRICS_PATHS = re.compile(r"^/metrics$")
+ADMIN_PATHS = re.compile(r"^/v2/repository/|^/v1/models/[^/]+:(load|unload)$")
 
 
 class KeyFileError(ValueError):
@@ -74,6 +78,7 @@ class ApiKey:
     expires_at: datetime | None = None
 
     def allows(self, scope: str) -> bool:
+        # admin implies every scope; predict and metrics imply nothing else.
         return "admin" in self.scopes or scope in self.scopes
 
     def expired(self, now: datetime | None = None) -> bool:
@@ -198,6 +203,16 @@ class KeyStore:
         return key
 
 
+def keys_from_env() -> KeyStore:
+    """The keys every runtime serves with: the mounted Secret file (re-read on change), its JSON in
+    an env var, and/or one plain key (the local profile). Raises KeyFileError when none is set."""
+    return KeyStore(
+        path=settings.secret_from_env(settings.SERVING_KEYS_FILE_ENV),
+        keys_json=settings.secret_from_env(settings.SERVING_KEYS_ENV),
+        plain_key=settings.secret_from_env(settings.SERVING_API_KEY_ENV),
+    )
+
+
 class TokenBucket:
     """Per-key token buckets (rate tokens/s, up to burst). Hand-written: a few lines, in-process;
     a shared limiter (Redis) would be needed only across replicas, where the mesh limits instead."""
@@ -220,6 +235,50 @@ class TokenBucket:
         return (1 - tokens) / rate
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """Why a request is refused before the model: the status, the message and the headers to send."""
+
+    status: int
+    message: str
+    headers: dict[str, str] | None = None
+
+
+class Gate:
+    """Key + scope + rate limit for one request, whatever server carries it: the KServe app's ASGI
+    middleware below and the MLServer runtime (mlserver_runtime.py) ask the same questions and give
+    the same answers (status, message, headers), and count refusals in the same metric."""
+
+    def __init__(self, keys: KeyStore, rate_per_s: float = 50.0, burst: float = 100.0):
+        self.keys = keys
+        self.limiter = TokenBucket(rate_per_s, burst)
+
+    def __repr__(self) -> str:
+        return f"Gate(keys={self.keys!r})"
+
+    def admit(self, needed: str, presented: str | None) -> ApiKey | Refusal:
+        key = self.keys.lookup(presented)
+        if key is None or key.expired():
+            metrics.REJECTED.labels(reason="unauthenticated").inc()
+            msg = ("API key or token expired" if key is not None else
+                   "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
+            return Refusal(401, msg, {"WWW-Authenticate": "Bearer"})
+        if not key.allows(needed):
+            metrics.REJECTED.labels(reason="forbidden").inc()
+            return Refusal(403, f"key {key.id!r} lacks the {needed!r} scope for this route")
+        wait = self.limiter.take(key)
+        if wait > 0:
+            metrics.REJECTED.labels(reason="rate_limited").inc()
+            return Refusal(429, f"rate limit of key {key.id!r} exceeded; retry later",
+                           {"Retry-After": str(max(1, math.ceil(wait)))})
+        return key
+
+
+def too_large(max_body_bytes: int) -> Refusal:
+    metrics.REJECTED.labels(reason="too_large").inc()
+    return Refusal(413, f"request body larger than {max_body_bytes} bytes")
+
+
 def presented_key(headers: Headers) -> str | None:
     """The key from `Authorization: Bearer <key>` or `X-API-Key: <key>`, if either is present."""
     auth = headers.get("authorization", "")
@@ -233,6 +292,8 @@ def presented_key(headers: Headers) -> str | None:
 def required_scope(path: str) -> str | None:
     if OPEN_PATHS.match(path):
         return None
+    if METRICS_PATHS.match(path):
+        return "metrics"
     return "admin" if ADMIN_PATHS.match(path) else "predict"
 
 
@@ -241,14 +302,19 @@ class _TooLarge(Exception):
 
 
 class SecurityMiddleware:
-    """Metrics -> body size limit -> key + scope -> rate limit -> the app."""
+    """Metrics -> key + scope -> rate limit -> body size limit -> the app.
+
+    `checked_by_app`: paths whose key, scope and rate limit the app checks itself (the MLServer
+    runtime's routes, which must also check gRPC calls): here they get metrics and the body limit only.
+    """
 
     def __init__(self, app: ASGIApp, keys: KeyStore, max_body_bytes: int = 1 << 20,
-                 rate_per_s: float = 50.0, burst: float = 100.0):
+                 rate_per_s: float = 50.0, burst: float = 100.0, checked_by_app: re.Pattern | None = None):
         self.app = app
         self.keys = keys
         self.max_body_bytes = max_body_bytes
-        self.limiter = TokenBucket(rate_per_s, burst)
+        self.gate = Gate(keys, rate_per_s, burst)
+        self.checked_by_app = checked_by_app
 
     def __repr__(self) -> str:
         return f"SecurityMiddleware(keys={self.keys!r})"
@@ -281,30 +347,20 @@ class SecurityMiddleware:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        key = self.keys.lookup(presented_key(headers))
-        if key is None or key.expired():
-            metrics.REJECTED.labels(reason="unauthenticated").inc()
-            msg = ("API key or token expired" if key is not None else
-                   "missing or invalid API key: send 'Authorization: Bearer <key>' or 'X-API-Key: <key>'")
-            await _error(scope, receive, send, 401, msg, {"WWW-Authenticate": "Bearer"})
-            return
-        if not key.allows(needed):
-            metrics.REJECTED.labels(reason="forbidden").inc()
-            await _error(scope, receive, send, 403, f"key {key.id!r} lacks the {needed!r} scope for this route")
-            return
-        wait = self.limiter.take(key)
-        if wait > 0:
-            metrics.REJECTED.labels(reason="rate_limited").inc()
-            await _error(scope, receive, send, 429, f"rate limit of key {key.id!r} exceeded; retry later",
-                         {"Retry-After": str(max(1, math.ceil(wait)))})
-            return
+        key = None
+        if not (self.checked_by_app and self.checked_by_app.match(scope["path"])):
+            key = self.gate.admit(needed, presented_key(headers))
+            if isinstance(key, Refusal):
+                await _error(scope, receive, send, key.status, key.message, key.headers)
+                return
         try:
             body_receive = await self._bounded_body(headers, receive)
         except _TooLarge:
-            metrics.REJECTED.labels(reason="too_large").inc()
-            await _error(scope, receive, send, 413, f"request body larger than {self.max_body_bytes} bytes")
+            refusal = too_large(self.max_body_bytes)
+            await _error(scope, receive, send, refusal.status, refusal.message)
             return
-        scope.setdefault("state", {})["api_key_id"] = key.id
+        if key is not None:
+            scope.setdefault("state", {})["api_key_id"] = key.id
         await self.app(scope, body_receive, send)
 
     async def _bounded_body(self, headers: Headers, receive: Receive) -> Receive:
@@ -349,12 +405,58 @@ async def _error(scope: Scope, receive: Receive, send: Send, status: int, messag
 # ---------------------------------------------------------------- key management CLI
 
 
+# The keys a cluster starts with (deploy/README.md): who holds each, its scopes and kind.
+CLUSTER_KEYS = (
+    ("client", ["predict"], "api_key"),  # API clients and the deploy smoke test
+    ("prometheus", ["metrics"], "service_token"),  # the PodMonitors' scrape token: /metrics only
+    ("admin", ["admin"], "api_key"),  # operators: the model repository API
+)
+
+
+def bootstrap_keys(out_dir: Path) -> list[dict]:
+    """New keys for a cluster: `keys.json` (hashes and scopes only: the serving Secret's content) and
+    one `<id>.key` file per plain key (mode 0600, for the secret manager and the holder), in out_dir.
+    Files rather than stdout so no plain key lands in a terminal's scrollback."""
+    targets = [out_dir / f"{kid}.key" for kid, _, _ in CLUSTER_KEYS] + [out_dir / "keys.json"]
+    if existing := [str(t) for t in targets if t.exists()]:  # never overwrite keys someone may hold
+        raise FileExistsError(f"refusing to overwrite existing keys: {', '.join(existing)}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    entries = []
+    for kid, scopes, kind in CLUSTER_KEYS:
+        key = new_key()
+        plain = out_dir / f"{kid}.key"
+        plain.touch(mode=0o600, exist_ok=False)  # owner-only before the key is written
+        plain.write_text(key)
+        entries.append({"id": kid, "hash": hash_key(key), "scopes": scopes, "kind": kind})
+    parse_keys(entries, "bootstrap")  # validate before anything is handed out
+    write_keys_file(out_dir / "keys.json", entries)
+    return entries
+
+
 def _cli(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["bootstrap"]:
+        b = argparse.ArgumentParser(prog="python -m llama_platform.serving.auth bootstrap",
+                                    description="Make a cluster's keys (client: predict, prometheus: metrics, "
+                                                "admin): keys.json (hashes) and one <id>.key file per plain key.")
+        b.add_argument("out_dir", type=Path)
+        out = b.parse_args(argv[1:]).out_dir
+        try:
+            made = bootstrap_keys(out)
+        except FileExistsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        for e in made:
+            print(f"{e['id']}: scopes {','.join(e['scopes'])}, plain key in {out / (e['id'] + '.key')}", file=sys.stderr)
+        print(f"hashed keys file: {out / 'keys.json'}", file=sys.stderr)
+        return 0
     p = argparse.ArgumentParser(prog="python -m llama_platform.serving.auth",
                                 description="Make a new API key or service token: prints the key once "
-                                            "(to hand out) and the entry to add to the keys Secret.")
+                                            "(to hand out) and the entry to add to the keys Secret. "
+                                            "`bootstrap DIR` makes a cluster's first keys.")
     p.add_argument("id")
-    p.add_argument("--scopes", default="predict", help="comma-separated: predict, admin")
+    p.add_argument("--scopes", default="predict", help="comma-separated: predict, metrics, admin")
     p.add_argument("--kind", default="api_key", choices=KINDS)
     p.add_argument("--rate-per-s", type=float)
     p.add_argument("--expires-at")

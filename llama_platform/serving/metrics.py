@@ -20,7 +20,9 @@ REJECTED = Counter("triage_rejected", "Requests refused before the model, by rea
 
 _ROUTES = [
     ("v1_predict", re.compile(r"^/v1/models/[^/]+:predict$")),
-    ("v2_infer", re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer$")),
+    ("v2_infer", re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/infer(_stream)?$")),
+    # MLServer's generate routes (the runtime serves and checks them: mlserver_app.RUNTIME_PATHS).
+    ("v2_generate", re.compile(r"^/v2/models/[^/]+(/versions/[^/]+)?/generate(_stream)?$")),
     ("openai_chat", re.compile(r"^/v1/chat/completions$")),
     ("models", re.compile(r"^/v1/models$|^/v2/models/[^/]+$")),
     ("triage", re.compile(r"^/v1/triage$")),

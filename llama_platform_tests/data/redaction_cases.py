@@ -407,6 +407,161 @@ def _negative_makers(g: _Gen) -> dict[str, Callable[[], str]]:
     }
 
 
+# --- Round 2: formats found leaking after issue 9 (password flags of other CLIs, password variables
+# with weak values, config files, obfuscated e-mails, keys as URL user names). Drawn from a
+# generator of their own (`seed + 1`), so the cases above stay the same draw as before.
+
+
+def _weak_password(g: _Gen) -> str:
+    """What people really use: a word and a few digits, a PIN, or a random string."""
+    word = g.pick("hunter", "dragon", "summer", "monkey", "shadow", "letmein", "qwerty", "sunshine", "postgres", "root")
+    return g.pick(word + g.digits(g.r.randint(1, 4)), g.digits(g.r.randint(6, 8)), g.mixed(g.r.randint(8, 14), AN + "!#%^*_"))
+
+
+def _round2_secret_makers(g: _Gen) -> dict[str, Callable[[], tuple[str, tuple[str, ...]]]]:
+    user = lambda: g.pick("bob", "ci", "deploy", "admin", "svc-build")  # noqa: E731
+
+    def cli_password():
+        pw = _weak_password(g)
+        form = g.pick(
+            "docker login -u {u} -p {p} registry.example.com", "podman login -u {u} -p {p} quay.io",
+            "helm registry login ghcr.io -u {u} -p {p}", "oc login https://api.cluster.example.com:6443 -u {u} -p {p}",
+            "nerdctl login -u {u} -p={p} harbor.internal", "mongosh -u {u} -p {p} --authenticationDatabase admin",
+            "ldapsearch -x -D cn={u},dc=example,dc=org -w {p} -b dc=example,dc=org", "smbclient //fs01/share -U {u}%{p}",
+            "rabbitmqctl add_user {u} {p}", "htpasswd -b /etc/nginx/.htpasswd {u} {p}", "htpasswd -nbB {u} {p}",
+            "sshpass -p {p} ssh {u}@build-01", "redis-cli -h cache -a {p} ping", "mytool --db-password={p} migrate",
+            "npm config set //npm.example.com/:_authToken {p}", "mysqladmin -u {u} -p{p} status",
+            "sqlcmd -S db.example.com -U {u} -P {p} -Q 'SELECT 1'", "keytool -list -keystore app.jks -storepass {p}",
+            "zip -P {p} backup.zip dump.sql", "7z x backup.7z -p{p}", "lftp -u {u},{p} ftp.example.com", "sshpass -p{p} scp a {u}@b:",
+            "net use Z: \\\\fs01\\share /user:{u} {p}", "mc alias set minio http://minio:9000 {u} {p}",
+            "echo '{p}' | sudo -S systemctl restart app", "echo {p} | docker login -u {u} --password-stdin",
+            "db.example.com:5432:app:{u}:{p}", "java -Djavax.net.ssl.keyStorePassword={p} -jar app.jar",
+            "influx -username {u} -password {p}", '{{"adminPassword": "{p}"}}',
+        )  # fmt: skip
+        return _wrap(g, form.format(u=user(), p=pw)), (pw,)
+
+    def password_variable():
+        pw = _weak_password(g)
+        form = g.pick(
+            "PGPASSWORD={p} psql -h db -U app", "export MYSQL_PWD={p}", "environment:\n  MYSQL_ROOT_PASSWORD: {p}",
+            "    environment:\n      - POSTGRES_PASSWORD={p}", "REDIS_PASSWORD={p}", "SMTP_PASSWD={p}",
+            "ENV RABBITMQ_DEFAULT_PASS={p}", "env:\n- name: POSTGRES_PASSWORD\n  value: {p}", "$env:PGPASSWORD = '{p}'",
+            "set PGPASSWORD={p}", "PGPASSWORD='{p}' pg_dump app > app.sql", "MYSQL_PASSWORD={p}\nMYSQL_USER=app",
+            "JWT_SECRET={p}", "auth:\n  username: admin\n  password: {p}", "- password: {p}", "PW={p}",
+        )  # fmt: skip
+        return _wrap(g, form.format(p=pw)), (pw,)
+
+    def password_other_forms():
+        pw, token = _weak_password(g), g.mixed(24)
+        value, form = g.pick(
+            (pw, "Passwort: {p}"), (pw, "mot de passe : {p}"), (pw, "contraseña: {p}"), (pw, "Пароль: {p}"),
+            (pw, "パスワード：{p}"), (pw, "pw: {p}"), ("s." + token, "vault login {p}"), ("hvs." + token, "vault login {p}"),
+            (pw, "the password {p} does not work any more"), (pw, "{p} is my password"), (pw, "client_secret={p}"),
+        )  # fmt: skip
+        return _wrap(g, form.format(p=value)), (value,)
+
+    def url_key():
+        key = g.pick(g.s(32, HEX), g.mixed(40))
+        form = g.pick(
+            "https://{k}@o{n}.ingest.sentry.io/{m}", "SENTRY_DSN=https://{k}@o{n}.ingest.us.sentry.io/{m}",
+            "sentry_sdk.init(dsn=\"https://{k}@o{n}.ingest.sentry.io/{m}\")", "git remote set-url origin https://{k}@github.com/acme/app.git",
+        )  # fmt: skip
+        return _wrap(g, form.format(k=key, n=g.digits(6), m=g.digits(7))), (key,)
+
+    def netrc():
+        pw = _weak_password(g)
+        form = g.pick("machine api.example.com login {u} password {p}", "machine github.com\n  login {u}\n  password {p}",
+                      "# ~/.netrc\nmachine pypi.example.org\nlogin {u}\npassword {p}")  # fmt: skip
+        return _wrap(g, form.format(u=user(), p=pw)), (pw,)
+
+    def config_file():
+        pw, token = _weak_password(g), g.mixed(g.r.randint(24, 40), URLSAFE)
+        uuid = f"{g.s(8, HEX)}-{g.s(4, HEX)}-4{g.s(3, HEX)}-a{g.s(3, HEX)}-{g.s(12, HEX)}"
+        value, form = g.pick(
+            (pw, "<server>\n  <id>nexus</id>\n  <username>{u}</username>\n  <password>{v}</password>\n</server>"),
+            (token, "users:\n- name: admin\n  user:\n    token: {v}"),
+            (uuid, "//registry.npmjs.org/:_authToken={v}"),
+            (pw, "[pypi]\nusername = {u}\npassword = {v}"),
+            (pw, "Server=tcp:db.example.com,1433;Database=shop;User ID={u};Password={v};Encrypt=true;"),
+            (pw, "jdbc:postgresql://db:5432/app?user={u}&password={v}&ssl=true"),
+            (pw, "kubectl create secret generic db --from-literal=username={u} --from-literal=password={v}"),
+            (token, "Cookie: sessionid={v}; csrftoken=abc"), (token, "Set-Cookie: session={v}; Path=/; HttpOnly"),
+            (g.mixed(86, B64) + "==", "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={v};EndpointSuffix=core.windows.net"),
+        )  # fmt: skip
+        return _wrap(g, form.format(u=user(), v=value)), (value,)
+
+    def k8s_secret():
+        pw, url_pw = _weak_password(g), g.mixed(12)
+        b64 = lambda v: base64.b64encode(v.encode()).decode()  # noqa: E731
+        db_url = b64(f"postgresql://app:{url_pw}@db:5432/app")
+        if g.r.random() < 0.5:
+            form = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ntype: Opaque\ndata:\n  password: {b}\n  DATABASE_URL: {u}"
+            values = (b64(pw), db_url)
+        else:
+            form = "kind: Secret\napiVersion: v1\nmetadata:\n  name: app\nstringData:\n  admin-password: {p}\n  database-url: {u}"
+            values = (pw, db_url)
+        return _wrap(g, form.format(b=b64(pw), p=pw, u=db_url)), values
+
+    return {
+        "cli_password": cli_password, "password_variable": password_variable, "url_key_credentials": url_key,
+        "netrc": netrc, "config_file_secret": config_file, "k8s_secret_manifest": k8s_secret,
+        "password_other_forms": password_other_forms,
+    }  # fmt: skip
+
+
+def _round2_pii_makers(g: _Gen) -> dict[str, Callable[[], tuple[str, tuple[str, ...]]]]:
+    def obfuscated_email():
+        first, last = g.pick("john", "jane", "wei", "maria", "dev"), g.pick("doe", "smith", "zhang", "ops")
+        domain, tld = g.pick("example", "corp-example", "mail.example"), g.pick("com", "org", "net", "io", "cn", "de")
+        d_dot = domain.replace(".", g.pick(" dot ", " [dot] ", "."))
+        value = g.pick(
+            f"{first} [at] {d_dot} [dot] {tld}", f"{first}.{last}(at){domain}.{tld}", f"{first} at {domain.replace('.', ' dot ')} dot {tld}",
+            f"{first}\uff20{domain}.{tld}", f"{first}{{at}}{domain}{{dot}}{tld}", f"{first} dot {last} at {domain.replace('.', ' dot ')} dot {tld}",
+            f"{first.upper()} AT {domain.replace('.', ' DOT ').upper()} DOT {tld.upper()}", f"{first}_{last} (at) {d_dot} (dot) {tld}",
+        )  # fmt: skip
+        form = g.pick("contact: {v}", "Write to {v} if it persists.", "maintainer {v}", "({v})", "email me {v}")
+        return _wrap(g, form.format(v=value)), (value,)
+
+    return {"obfuscated_email": obfuscated_email}
+
+
+def _round2_negative_makers(g: _Gen) -> dict[str, Callable[[], str]]:
+    port = lambda: str(g.r.randint(1024, 65535))  # noqa: E731
+    return {
+        "neg_cli_flags": lambda: g.pick(
+            f"docker run -p {port()}:80 nginx", f"docker run -p {port()} web", f"podman run -p 127.0.0.1:{port()}:{port()}/tcp app",
+            "mkdir -p build/out", "git log -p -- src/", f"ssh -p {port()} deploy@host", "tar -p -xzf backup.tar.gz",
+            "docker login -u ci --password-stdin registry.example.com", "docker login -u ci -p $CI_REGISTRY_PASSWORD $CI_REGISTRY",
+            "mysql -u root -p", "htpasswd -c /etc/nginx/.htpasswd bob", f"ps -p {port()} -o rss", "python -p foo.py",
+            "ldapsearch -x -W -b dc=example,dc=org", "rabbitmqctl list_users", "npm config get registry",
+            "zip -r site.zip public/", "7z a -p archive.7z files", "sqlcmd -S db -E -Q 'SELECT 1'", "gcc -pthread -o app main.c",
+            "python -m pytest -p no:cacheprovider", "echo $DB_PASS | docker login --password-stdin", "at 10:20:30:40:50 UTC",
+            "net use Z: \\\\fs01\\share /user:bob /persistent:yes", "aws configure set region us-east-1", "keytool -storepass:env KS_PASS",
+        ),  # fmt: skip
+        "neg_password_variable_placeholder": lambda: g.pick(
+            "PGPASSWORD=${PGPASSWORD} psql -h db", "DB_PASSWORD=<password>", "DB_PASSWORD=***", "DB_PASSWORD=", "MYSQL_PWD=xxx",
+            "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}", "POSTGRES_PASSWORD=changeme", "PASSWORD_FILE=/run/secrets/db",
+            f"PWD=/home/{g.pick('bob', 'runner')}/src", "env:\n- name: DB_PASSWORD\n  valueFrom:\n    secretKeyRef:\n      name: db",
+            "password_min_length: 12", "MYSQL_ROOT_PASSWORD_FILE=/run/secrets/mysql_root", "REDIS_PASSWORD=%REDIS_PASSWORD%",
+            "set PGPASSWORD=", "- name: LOG_LEVEL\n  value: debug", "<password>${env.NEXUS_PASSWORD}</password>",
+            "Password: incorrect", "Passwort: falsch", "Mot de passe : oublié ?", "pw = getpass()", "password: str",
+            "vault login -method=userpass username=$USER", "PASSWORD = settings.PASSWORD", "if new_password == old_password:",
+            "SECRET_KEY=${SECRET_KEY}", "GITHUB_TOKEN: ${{ secrets.GITHUB_TOKEN }}", "the password field does not work",
+            "This is my password manager's fault.", "changeme is the default password", "client_secret: str",
+        ),  # fmt: skip
+        "neg_at_prose": lambda: g.pick(
+            "Have a look at example dot com for the docs.", "I looked at the example. Dot com era code.", "np.dot(a, b) at index 0 fails",
+            "Point at the dot product first.", "meet at 5 dot 30 tomorrow", "I am good at python dot net interop",
+            "stared at foo.bar.com for an hour", "at least one dot com bubble", "x = a.at(b).dot(c)", "It works at example.com but not here.",
+        ),  # fmt: skip
+        "neg_url_user": lambda: g.pick(
+            "ssh://git@github.com/acme/app.git", f"https://sentry.io/organizations/acme/issues/{g.digits(7)}/",
+            f"docker pull ghcr.io/acme/app@sha256:{g.s(64, HEX)}", "https://readonly-user@bitbucket.org/acme/app.git",
+            "kind: ConfigMap\ndata:\n  LOG_LEVEL: debug\n  FEATURE_FLAGS: search,export",
+        ),  # fmt: skip
+    }
+
+
 def cases(seed: int = SEED, per_secret: int = 6, per_pii: int = 12, per_negative: int = 6) -> list[Case]:
     g = _Gen(seed)
     out: list[Case] = []
@@ -421,6 +576,18 @@ def cases(seed: int = SEED, per_secret: int = 6, per_pii: int = 12, per_negative
     for kind, make in _negative_makers(g).items():
         for _ in range(per_negative):
             out.append(Case(kind, "negative", _wrap(g, make())))
+    g2 = _Gen(seed + 1)
+    for kind, make in _round2_secret_makers(g2).items():
+        for _ in range(per_secret):
+            text, values = make()
+            out.append(Case(kind, "secret", text, values))
+    for kind, make in _round2_pii_makers(g2).items():
+        for _ in range(per_pii):
+            text, values = make()
+            out.append(Case(kind, "pii", text, values))
+    for kind, make in _round2_negative_makers(g2).items():
+        for _ in range(per_negative * 2):  # many forms each: draw more of them
+            out.append(Case(kind, "negative", _wrap(g2, make())))
     return out
 
 

@@ -192,8 +192,11 @@ def _own_real_regexes() -> dict[str, list[re.Pattern]]:
     own = {
         "private_key": [secrets._PRIVATE_KEY_BEGIN], "putty": [secrets._PUTTY_KEY],
         "url_credentials": [secrets._URL_CREDENTIALS], "jwt": [secrets._JWT], "auth_header": [secrets._AUTH_HEADER],
-        "password_flag": [secrets._PASSWORD_FLAG], "assignment": [secrets._ASSIGNMENT], "aws_secret": [secrets._AWS_SECRET],
-        "password_prose": [secrets._PASSWORD_PROSE],
+        "password_flag": [secrets._PASSWORD_FLAG], "assignment": [secrets._ASSIGNMENT, secrets._GLUED_PASSWORD], "aws_secret": [secrets._AWS_SECRET],
+        "password_prose": [secrets._PASSWORD_PROSE, secrets._PASSWORD_SENTENCE], "password_i18n": [secrets._PASSWORD_I18N], "cli_password": [secrets._CLI_PASSWORD], "htpasswd": [secrets._HTPASSWD], "pgpass": [secrets._PGPASS],
+        "netrc": [secrets._NETRC], "xml_secret": [secrets._XML_SECRET], "k8s_env": [secrets._K8S_ENV],
+        "k8s_secret": [secrets._K8S_SECRET_KIND], "url_key": [secrets._URL_KEY],
+        "pii:email_obfuscated": [pii._OBFUSCATED_EMAIL], "pii:email_spelled": [pii._SPELLED_EMAIL],
         "pii:email": [pii._EMAIL], "pii:ipv4": [pii._IPV4], "pii:card": [pii._CARD], "pii:iban": [pii._IBAN],
         "pii:national_id": [pii._CN_RIC, pii._SSN], "pii:phone": [pii._PHONE],
     }  # fmt: skip
@@ -259,3 +262,185 @@ def test_prefilter_cache_folder_is_private():
     folder = secrets.private_cache_dir()
     assert folder is not None and folder.stat().st_uid == os.getuid()
     assert stat.S_IMODE(folder.stat().st_mode) & 0o077 == 0
+
+
+# --- Round 2: formats that leaked after issue 9 (values assembled at runtime, as above) ---------
+
+WEAK = "hunter" + "42"  # a low-entropy password: what people type
+STRONG = "Sup3r" + "S3cret!"
+
+
+@pytest.mark.parametrize(
+    "line, password",
+    [
+        (f"docker login -u bob -p {STRONG}", STRONG),
+        (f"podman login -u bob -p {WEAK} quay.io", WEAK),
+        (f"helm registry login ghcr.io -u ci -p={WEAK}", WEAK),
+        (f"oc login https://api.example.com:6443 -u dev -p {WEAK}", WEAK),
+        (f"mysqladmin -u root -p{WEAK} status", WEAK),
+        (f"sshpass -p {WEAK} ssh deploy@build", WEAK),
+        (f"redis-cli -h cache -a {WEAK} ping", WEAK),
+        (f"curl -u bob:{WEAK} https://api.example.com", WEAK),
+        (f"mytool --password={WEAK} run", WEAK),
+        (f"htpasswd -b /etc/nginx/.htpasswd bob {WEAK}", WEAK),
+        (f"htpasswd -nbB bob {WEAK}", WEAK),
+        (f'psql "postgresql://bob:{WEAK}@db/app"', WEAK),
+        (f"ldapsearch -x -D cn=admin,dc=example,dc=org -w {WEAK} -b dc=example,dc=org", WEAK),
+        (f"smbclient //fs/share -U bob%{WEAK}", WEAK),
+        (f"mongosh -u bob -p {WEAK} --authenticationDatabase admin", WEAK),
+        (f"rabbitmqctl add_user bob {WEAK}", WEAK),
+        (f"npm config set //npm.example.com/:_authToken {WEAK}", WEAK),
+        (f"sqlcmd -S db -U sa -P {WEAK} -Q 'select 1'", WEAK),
+        (f"keytool -list -keystore ks.jks -storepass {WEAK}", WEAK),
+        (f"7z x a.7z -p{WEAK}", WEAK),
+        (f"lftp -u bob,{WEAK} ftp.example.com", WEAK),
+        (f"echo '{WEAK}' | sudo -S apt update", WEAK),
+        (f"db.example.com:5432:app:bob:{WEAK}", WEAK),  # ~/.pgpass
+        (f"java -Djavax.net.ssl.keyStorePassword={WEAK} -jar app.jar", WEAK),
+        (f"influx -username bob -password {WEAK}", WEAK),
+    ],
+)
+def test_password_flags_of_other_clis_are_redacted(line, password):
+    clean, counts = redact(f"I ran\n{line}\nand it failed.")
+    assert password not in clean and counts, clean
+    assert find_secrets(clean) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "docker run -p 8080 nginx", "docker run -p 8080:80 nginx", "podman run -p 127.0.0.1:8080:80/tcp app",
+        "python -p foo.py", "mkdir -p build/dir", "git log -p", "ssh -p 22 host", "tar -p -xf a.tar",
+        "docker login -u ci --password-stdin registry.example.com", "docker login -u ci -p $CI_TOKEN $CI_REGISTRY",
+        "mysql -u root -p", "htpasswd -c .htpasswd bob", "ldapsearch -x -W -b dc=example,dc=org", "ps -p 1234",
+        "zip -r a.zip dir", "7z a -p archive.7z files", "gcc -pthread -o x", "python -m pytest -p no:cacheprovider",
+        "at 10:20:30:40:50 UTC", "echo $PASS | docker login --password-stdin", "aws configure set region us-east-1",
+    ],
+)  # fmt: skip
+def test_cli_flags_that_take_no_password_are_kept(line):
+    assert redact(line) == (line, {})
+
+
+@pytest.mark.parametrize(
+    "line, password",
+    [
+        (f"PGPASSWORD={WEAK} psql -h db", WEAK),
+        (f"PGPASSWORD='{WEAK}' pg_dump app", WEAK),
+        ("export MYSQL_PWD=" + "123456", "123456"),
+        ("MYSQL_ROOT_PASSWORD: " + "root", "root"),
+        ("    environment:\n      - POSTGRES_PASSWORD=" + "postgres1", "postgres1"),
+        ("REDIS_PASSWORD=" + "abc", "abc"),
+        ("SMTP_PASSWD=" + "letmein", "letmein"),
+        ("env:\n- name: POSTGRES_PASSWORD\n  value: " + WEAK, WEAK),
+        ("$env:PGPASSWORD = '" + WEAK + "'", WEAK),
+    ],
+)
+def test_password_variables_are_redacted_whatever_their_entropy(line, password):
+    clean, counts = redact(line)
+    assert password not in clean and counts == {"SECRET:Password": 1}, clean
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "PGPASSWORD=${PGPASSWORD} psql", "DB_PASSWORD=<password>", "DB_PASSWORD=***", "DB_PASSWORD=", "MYSQL_PWD=xxx",
+        "POSTGRES_PASSWORD: ${POSTGRES_PASSWORD}", "POSTGRES_PASSWORD=changeme", "REDIS_PASSWORD=%REDIS_PASSWORD%",
+        "PASSWORD_FILE=/run/secrets/db", "PWD=/home/bob\nOLDPWD=/tmp", "BYPASS=abc123", "password_min_length: 12",
+        "env:\n- name: DB_PASSWORD\n  valueFrom:\n    secretKeyRef:\n      name: db", "- name: LOG_LEVEL\n  value: debug",
+    ],
+)  # fmt: skip
+def test_password_variable_placeholders_and_look_alikes_are_kept(line):
+    assert redact(line) == (line, {})
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "john [at] example [dot] com", "jane.doe(at)example.org", "bob at example dot com", "name\uff20example.com",
+        "jane dot doe at mail dot example dot com", "alice{at}example{dot}org", "ADMIN AT EXAMPLE DOT ORG",
+    ],
+)  # fmt: skip
+def test_obfuscated_emails_are_redacted(address):
+    assert redact(f"Contact: {address} if it breaks.") == ("Contact: <EMAIL> if it breaks.", {"EMAIL": 1})
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Have a look at example dot com", "look at example", "meet at 5 dot 30", "Point at the dot product",
+        "I am good at python dot net", "stared at foo.bar.com", "np.dot(a, b) at index 0", "It works at example.com.",
+        "https://ci-bot@bitbucket.org/acme/app.git", "ssh://git@github.com/acme/app.git",
+    ],
+)  # fmt: skip
+def test_prose_around_at_and_dot_is_kept(text):
+    assert redact(text) == (text, {})
+
+
+def test_a_key_as_url_user_name_is_a_secret_not_an_email():
+    import random
+
+    key = "%032x" % random.Random(3).getrandbits(128)  # a Sentry DSN's public key: 32 hex
+    clean, counts = redact(f"SENTRY_DSN=https://{key}@o123.ingest.sentry.io/456")
+    assert clean == "SENTRY_DSN=https://<SECRET:URLCredentials>@o123.ingest.sentry.io/456"
+    assert counts == {"SECRET:URLCredentials": 1}
+
+
+@pytest.mark.parametrize(
+    "text, values",
+    [
+        (f"machine api.example.com login bob password {WEAK}", [WEAK]),
+        (f"machine github.com\n  login bob\n  password {WEAK}", [WEAK]),
+        (f"<server>\n  <id>nexus</id>\n  <password>{WEAK}</password>\n</server>", [WEAK]),
+        (f"kind: Secret\nstringData:\n  admin-password: {WEAK}\n  note: |\n    {STRONG}\n", [WEAK, STRONG]),
+        ("apiVersion: v1\nkind: Secret\ndata:\n  password: " + "aHVudGVyNDI=" + "\n  DATABASE_URL: " + "cG9zdGdyZXM6Ly9h",
+         ["aHVudGVyNDI=", "cG9zdGdyZXM6Ly9h"]),
+        (f"Server=tcp:db,1433;Database=shop;User ID=sa;Password={WEAK};", [WEAK]),
+        (f"jdbc:postgresql://db/app?user=bob&password={WEAK}&ssl=true", [WEAK]),
+        (f"kubectl create secret generic db --from-literal=password={WEAK}", [WEAK]),
+    ],
+)  # fmt: skip
+def test_credentials_in_config_files_are_redacted(text, values):
+    clean, counts = redact(text)
+    assert counts and not any(v in clean for v in values), clean
+    assert find_secrets(clean) == []
+
+
+def test_kubernetes_secret_rule_reads_only_secret_documents():
+    text = "kind: ConfigMap\ndata:\n  LOG_LEVEL: debug\n---\nkind: Secret\ndata:\n  token: " + "c2VjcmV0" + "\n"
+    clean, counts = redact(text)
+    assert clean == "kind: ConfigMap\ndata:\n  LOG_LEVEL: debug\n---\nkind: Secret\ndata:\n  token: <SECRET:KubernetesSecret>\n"
+
+
+@pytest.mark.parametrize(
+    "line, password",
+    [
+        ("auth:\n  username: admin\n  password: " + "letmein", "letmein"),  # a config line: a value, not prose
+        ("- password: " + "letmein", "letmein"),
+        ("pw: " + WEAK, WEAK),
+        ("JWT_SECRET=" + "supersecret1", "supersecret1"),
+        ("Passwort: " + WEAK, WEAK),
+        ("mot de passe : " + WEAK, WEAK),
+        ("Пароль: " + "981622", "981622"),
+        ("vault login s." + "Ab12Cd34Ef56Gh78", "Ab12Cd34Ef56Gh78"),
+        (f"the password {WEAK} does not work", WEAK),
+        ("Password" + "123 was my password", "Password" + "123"),
+        ("client_secret=" + WEAK, WEAK),
+    ],
+)
+def test_other_password_forms_are_redacted(line, password):
+    clean, counts = redact(line)
+    assert password not in clean and counts, clean
+    assert find_secrets(clean) == []
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "Password: incorrect", "password: required", "Passwort: falsch", "Mot de passe : oublié ?", "pw = getpass()",
+        "password: str", "PASSWORD = settings.PASSWORD", "db_password = get_password()", "if new_password == old_password:",
+        "vault login -method=userpass username=$USER", "SECRET_KEY=${SECRET_KEY}", "The password: it is required",
+        "the password field does not work", "This is my password", "changeme is the default password", "client_secret: str",
+    ],
+)  # fmt: skip
+def test_prose_and_code_about_passwords_are_kept(line):
+    assert redact(line) == (line, {})

@@ -28,6 +28,7 @@ JSON_SCHEMAS = {
     ("external-secrets.io/v1", "ExternalSecret"): "externalsecret.yaml",
     ("external-secrets.io/v1", "SecretStore"): "secretstore.yaml",
     ("mlops.seldon.io/v1alpha1", "Server"): "seldon-server.yaml",
+    ("monitoring.coreos.com/v1", "PodMonitor"): "podmonitor.yaml",
 }
 KSERVE_MODELS = {
     ("serving.kserve.io/v1alpha1", "ServingRuntime"): "V1alpha1ServingRuntime",

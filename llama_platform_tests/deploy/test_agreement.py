@@ -154,6 +154,7 @@ def test_manifests_use_common_values(manifests):
     for ns, name in [("dagster", common.S3_SECRET), ("training", common.S3_SECRET), ("serving", common.S3_SECRET),
                      ("data", common.S3_SECRET), ("dagster", common.FORGE_SECRET),
                      ("serving", common.SERVING_KEYS_SECRET), ("data", common.MLFLOW_DB_SECRET),
+                     ("dagster", common.SERVING_CLIENT_SECRET), ("monitoring", common.PROMETHEUS_TOKEN_SECRET),
                      ("dagster", common.DAGSTER_DB_SECRET)]:
         assert (ns, name) in manifests.secrets, (ns, name)
     # Platform code runs from common.py's images, as common.py's uid, with its scratch mounts.

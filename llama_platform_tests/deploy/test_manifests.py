@@ -27,7 +27,7 @@ def test_overlay_builds_with_every_namespace_and_component(overlay):
     assert {o["metadata"]["name"] for o in objs if o["kind"] == "Namespace"} == set(common.NAMESPACES.values())
     for kind in ("ServiceAccount", "Role", "RoleBinding", "NetworkPolicy", "ExternalSecret", "SecretStore",
                  "StatefulSet", "Deployment", "Service", "Ingress", "Certificate", "ConfigMap",
-                 "ServingRuntime", "Server", "TrainingRuntime"):
+                 "ServingRuntime", "Server", "TrainingRuntime", "PodMonitor"):
         assert kind in kinds, f"{overlay} renders no {kind}"
     names = {(o["kind"], o["metadata"]["name"]) for o in objs}
     for workload in (("StatefulSet", "minio"), ("Deployment", "mlflow"), ("StatefulSet", "redis"),
@@ -89,7 +89,7 @@ def test_strict_validation_catches_a_misplaced_field():
 def test_crd_objects_validate_against_their_schemas(overlay):
     custom = [o for o in objects(overlay) if not is_core(o)]
     assert {o["kind"] for o in custom} >= {"Certificate", "ExternalSecret", "SecretStore", "ServingRuntime",
-                                           "Server", "TrainingRuntime"}
+                                           "Server", "TrainingRuntime", "PodMonitor"}
     # crd_errors raises KeyError for a kind without a validator: no CRD kind goes unchecked.
     errors = {ref(o): crd_errors for o in custom if (crd_errors := crds.crd_errors(o))}
     assert not errors, errors

@@ -126,7 +126,22 @@ def test_network_policies_allow_only_the_documented_flows():
     assert sources("training") == {"training"}
     assert sources("serving") == {"serving", "ingress-nginx", "dagster", "monitoring"}
     assert sources("dagster") == {"dagster", "ingress-nginx"}
-    assert sources("monitoring") == set()
+    # monitoring: only the canary (dagster run pods) reaches Prometheus' query API, nothing else.
+    assert sources("monitoring") == {"monitoring", "dagster"}
+    [into_prometheus] = [spec for (ns, name), spec in policies.items() if ns == "monitoring" and spec.get("ingress")
+                         and name != "allow-same-namespace"]
+    assert into_prometheus["podSelector"] == {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}
+    assert [p["port"] for rule in into_prometheus["ingress"] for p in rule["ports"]] == [9090]
+    # Prometheus reaches the serving pods on their metrics ports only (KServe's 8080, MLServer's 8082).
+    scrape = policies[("monitoring", "monitoring-egress-metrics")]["egress"]
+    assert {p["port"] for rule in scrape for peer in rule["to"]
+            if peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"] == "serving"
+            for p in rule["ports"]} == {8080, 8082}
+    from_monitoring = {p["port"] for (ns, _), spec in policies.items() if ns == "serving"
+                       for rule in spec.get("ingress", []) for peer in rule.get("from", [])
+                       if peer.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name")
+                       == "monitoring" for p in rule["ports"]}
+    assert from_monitoring == {8080, 8082}
     # training reaches only MinIO and MLflow in data (and DNS, and its own pods).
     egress = policies[("training", "training-egress-data")]["egress"]
     assert {p["port"] for rule in egress for p in rule["ports"]} == {9000, 5000}

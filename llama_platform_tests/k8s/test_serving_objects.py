@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import jsonschema
 import pytest
 
@@ -98,6 +100,22 @@ def test_seldon_objects_fit_the_crd_schemas():
     assert [o["kind"] for o in seldon_objects(CHAMPION, None)] == ["Server", "Model"]
 
 
+def test_seldon_server_runs_on_cpu_unless_given_a_gpu_image():
+    """The MLServer image ships CPU torch: the Server asks for no GPU (as both overlays), and a GPU
+    shape with that image is refused instead of idling a GPU node."""
+    from llama_platform.k8s.serving import MLSERVER_IMAGE, seldon_server
+
+    pod = seldon_server()["spec"]["podSpec"]
+    [c] = pod["containers"]
+    assert common.GPU_RESOURCE not in c["resources"]["limits"] and not pod["nodeSelector"]
+    with pytest.raises(ValueError, match="CPU torch"):
+        seldon_server(ServingShape(gpus=1))
+    gpu = seldon_server(ServingShape(gpus=1), image=MLSERVER_IMAGE.replace("mlserver-triage", "mlserver-triage-cuda"))
+    [c] = gpu["spec"]["podSpec"]["containers"]
+    assert c["resources"]["limits"][common.GPU_RESOURCE] == "1"
+    assert gpu["spec"]["podSpec"]["nodeSelector"] == common.GPU_NODE_SELECTOR
+
+
 def test_seldon_validation_refuses_unknown_fields_and_wrong_types():
     _, model, _, experiment = seldon_objects(CHAMPION, CANDIDATE)
     with pytest.raises(jsonschema.ValidationError, match="storageURI"):
@@ -175,6 +193,15 @@ def test_run_canary_without_traffic_rolls_back_after_max_checks():
 def test_canary_queries_select_the_revision_and_the_inference_routes():
     q = canary_queries("llama4-triage-predictor-00002", "serving", "5m")
     assert set(q) == {"requests", "errors", "p95"}
+    # Every inference route label metrics.py gives (MLServer's generate included), and nothing else.
+    from llama_platform.serving.metrics import route_of
+
+    routes = set(re.search(r'route=~"([^"]+)"', q["requests"]).group(1).split("|"))
+    assert routes == {"v1_predict", "v2_infer", "v2_generate", "openai_chat", "triage"}
+    assert {route_of(p) for p in ("/v1/models/m:predict", "/v2/models/m/infer", "/v2/models/m/versions/1/infer",
+                                  "/v2/models/m/generate", "/v2/models/m/generate_stream", "/v2/models/m/infer_stream",
+                                  "/v1/chat/completions", "/v1/triage")} == routes
+    assert {route_of(p) for p in ("/metrics", "/v1/models", "/v2/health/ready", "/v2/repository/index")} & routes == set()
     assert 'pod=~"llama4-triage-predictor-00002-deployment-.*"' in q["requests"]
     assert 'status=~"5.."' in q["errors"] and "[5m]" in q["errors"]
     assert q["p95"].startswith("histogram_quantile(0.95") and "triage_http_request_duration_seconds_bucket" in q["p95"]

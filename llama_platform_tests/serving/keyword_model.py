@@ -43,3 +43,10 @@ class KeywordFeatures:
 
     def __call__(self, repos: list[str]) -> list[dict]:
         return [{"repo_stars": len(r), "repo_open_issues": 3} for r in repos]
+
+
+class SlowKeywordModel(KeywordModel):
+    """The keyword model at 0.2 s a call: a busy accelerator, for MLServer (which builds models without arguments)."""
+
+    def __init__(self):
+        super().__init__(delay_s=0.2)

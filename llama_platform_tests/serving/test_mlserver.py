@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -27,11 +28,18 @@ ISSUES = [
 ]
 
 
-def start_mlserver(tmp: Path, name: str, parameters: dict):
-    mlserver = MLSERVER_VENV / "bin" / "mlserver"
-    assert mlserver.exists(), f"{mlserver} is missing: run `make mlserver-env` (MLServer needs its own venv)"
+def start_mlserver(tmp: Path, name: str, parameters: dict | None, env: dict | None = None, args: tuple[str, ...] = (),
+                   model_dir: Path | None = None):
+    """MLServer serving `name`; with `model_dir`, laid out as Seldon's agent does: the model's files
+    and its model-settings.json in one folder (parameters None: the default settings, uri ".")."""
+    python = MLSERVER_VENV / "bin" / "python"
+    assert (MLSERVER_VENV / "bin" / "mlserver").exists(), \
+        f"{MLSERVER_VENV} has no mlserver: run `make mlserver-env` (MLServer needs its own venv)"
     models = tmp / "mlserver"
-    (models / name).mkdir(parents=True)
+    if model_dir is not None:
+        shutil.copytree(model_dir, models / name)
+    else:
+        (models / name).mkdir(parents=True)
     http, grpc, metrics = free_port(), free_port(), free_port()
     (models / "settings.json").write_text(json.dumps({
         "host": "127.0.0.1", "http_port": http, "grpc_port": grpc, "metrics_port": metrics,
@@ -39,10 +47,13 @@ def start_mlserver(tmp: Path, name: str, parameters: dict):
     }))
     # The same model-settings the Seldon deployment ships next to the model (k8s/serving.py).
     (models / name / "model-settings.json").write_text(json.dumps(mlserver_model_settings(name, parameters)))
-    proc = start_service("mlserver", [str(mlserver), "start", str(models)], tmp / "mlserver.log",
-                         env={"PYTHONPATH": str(REPO)}, cwd=REPO)
+    # The image's command (deploy/docker/mlserver.Dockerfile): `mlserver start` with our refusals' headers.
+    proc = start_service("mlserver", [str(python), "-m", "llama_platform.serving.mlserver_app", *args, "start", str(models)],
+                         tmp / "mlserver.log", env={"PYTHONPATH": str(REPO), **(env or {"LLAMA_PLATFORM_API_KEY": API_KEY})},
+                         cwd=REPO)
     url = f"http://127.0.0.1:{http}"
     wait_http_ok(f"{url}/v2/models/{name}/ready", proc, timeout=180)
+    proc.grpc_port, proc.metrics_port = grpc, metrics
     return url, proc
 
 
@@ -88,7 +99,7 @@ def runtimes(tmp_path_factory):
 
 def test_mlserver_and_kserve_give_the_same_answers(runtimes):
     ml_url, ks_url, _ = runtimes
-    ml_v1, ml_v2 = answers(ml_url, MODEL)
+    ml_v1, ml_v2 = answers(ml_url, MODEL, {"X-API-Key": API_KEY})
     ks_v1, ks_v2 = answers(ks_url, MODEL, {"X-API-Key": API_KEY})
     assert [p["labels"] for p in ml_v1] == [["bug"], ["docs"], ["feature"]]
     assert ml_v1 == ks_v1
@@ -100,12 +111,13 @@ def test_mlserver_and_kserve_give_the_same_answers(runtimes):
 
 def test_mlserver_rejects_bad_input_with_400(runtimes):
     ml_url, _, _ = runtimes
+    key = {"X-API-Key": API_KEY}
     bad = {"inputs": [{"name": "title", "shape": [1], "datatype": "INT32", "data": [1]}]}
-    r = httpx.post(f"{ml_url}/v2/models/{MODEL}/infer", json=bad)
+    r = httpx.post(f"{ml_url}/v2/models/{MODEL}/infer", json=bad, headers=key)
     assert r.status_code == 400 and "BYTES" in r.json()["error"]
-    r = httpx.post(f"{ml_url}/v1/models/{MODEL}:predict", content=b"{nope")
+    r = httpx.post(f"{ml_url}/v1/models/{MODEL}:predict", content=b"{nope", headers=key)
     assert r.status_code == 400 and "not valid JSON" in r.json()["error"]
-    r = httpx.post(f"{ml_url}/v1/models/{MODEL}:predict", json={"instances": [{"title": "t"}]})
+    r = httpx.post(f"{ml_url}/v1/models/{MODEL}:predict", json={"instances": [{"title": "t"}]}, headers=key)
     assert r.status_code == 400 and "repo" in r.json()["error"]
 
 
@@ -130,12 +142,13 @@ def test_real_model_same_answers_in_both_runtimes(tmp_path):
     model_dir = Path(train_tiny(tmp_path)["model_dir"])
     procs = []
     try:
-        ml_url, ml = start_mlserver(tmp_path, "llama4-triage", {"uri": str(model_dir)})
+        # Seldon's layout: the model-settings.json (default settings, uri ".") inside the model's folder.
+        ml_url, ml = start_mlserver(tmp_path, "llama4-triage", None, model_dir=model_dir)
         procs.append(ml)
         ks_url, ks = start_kserve(tmp_path, ["llama_platform.serving.server", "--model-dir", str(model_dir),
                                              "--name", "llama4-triage"])
         procs.append(ks)
-        ml_v1, ml_v2 = answers(ml_url, "llama4-triage")
+        ml_v1, ml_v2 = answers(ml_url, "llama4-triage", {"X-API-Key": API_KEY})
         ks_v1, ks_v2 = answers(ks_url, "llama4-triage", {"X-API-Key": API_KEY})
     finally:
         for p in procs:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from datetime import datetime, timedelta, timezone
@@ -18,7 +19,8 @@ from llama_platform.services import free_port, start_service, wait_http_ok
 
 MODEL = "triage-test"
 PREDICT_KEY = "lpk_predict_3b9e51c0a7"
-ADMIN_TOKEN = "lpk_prometheus_77c1d2"
+ADMIN_TOKEN = "lpk_admin_77c1d2"
+METRICS_TOKEN = "lpk_prometheus_41e0aa"  # Prometheus' scrape token: the metrics scope only
 SLOW_KEY = "lpk_slow_5a5a5a"
 EXPIRED = "lpk_expired_0f0f0f"
 SECRET_TITLE = "Zebra-quartz sentinel title 4821"
@@ -29,7 +31,8 @@ PAST = (datetime.now(timezone.utc) - timedelta(days=1)).isoformat()
 def entries(extra: list[dict] | None = None) -> list[dict]:
     return [
         {"id": "ci-bot", "hash": hash_key(PREDICT_KEY), "scopes": ["predict"]},
-        {"id": "prometheus", "hash": hash_key(ADMIN_TOKEN), "scopes": ["admin"], "kind": "service_token"},
+        {"id": "ops-admin", "hash": hash_key(ADMIN_TOKEN), "scopes": ["admin"]},
+        {"id": "prometheus", "hash": hash_key(METRICS_TOKEN), "scopes": ["metrics"], "kind": "service_token"},
         {"id": "slow", "hash": hash_key(SLOW_KEY), "scopes": ["predict"], "rate_per_s": 0.5, "burst": 2},
         {"id": "old-token", "hash": hash_key(EXPIRED), "scopes": ["predict"], "kind": "service_token",
          "expires_at": PAST},
@@ -67,8 +70,8 @@ def test_scopes_predict_key_cannot_read_metrics_admin_token_can(server):
     url, _, _ = server
     assert httpx.post(f"{url}/v1/models/{MODEL}:predict", json=VALID, headers=_auth(PREDICT_KEY)).status_code == 200
     r = httpx.get(f"{url}/metrics", headers=_auth(PREDICT_KEY))
-    assert r.status_code == 403 and "'admin' scope" in r.json()["error"]
-    # admin implies predict
+    assert r.status_code == 403 and "'metrics' scope" in r.json()["error"]
+    # admin implies predict and metrics
     assert httpx.post(f"{url}/v1/models/{MODEL}:predict", json=VALID, headers=_auth(ADMIN_TOKEN)).status_code == 200
     r = httpx.get(f"{url}/metrics", headers=_auth(ADMIN_TOKEN))
     assert r.status_code == 200
@@ -77,6 +80,21 @@ def test_scopes_predict_key_cannot_read_metrics_admin_token_can(server):
         assert name in r.text, name
     assert 'triage_http_requests_total{route="v1_predict",status="200"}' in r.text
     assert 'route="metrics",status="403"' in r.text
+
+
+def test_metrics_token_reads_metrics_and_nothing_else(server):
+    """Prometheus' token (least privilege): /metrics, and a 403 on every route that serves data."""
+    url, _, _ = server
+    r = httpx.get(f"{url}/metrics", headers=_auth(METRICS_TOKEN))
+    assert r.status_code == 200 and "triage_http_requests_total" in r.text
+    for method, path, body in (("POST", f"/v1/models/{MODEL}:predict", VALID), ("GET", "/v1/models", None),
+                               ("GET", f"/v2/models/{MODEL}", None), ("POST", f"/v1/models/{MODEL}:load", None),
+                               ("POST", "/v2/repository/index", {})):
+        r = httpx.request(method, f"{url}{path}", json=body, headers=_auth(METRICS_TOKEN))
+        assert r.status_code == 403, (path, r.status_code, r.text)
+        assert "lacks the" in r.json()["error"], path
+    # Probes stay open to it as to everyone.
+    assert httpx.get(f"{url}/v2/health/ready", headers=_auth(METRICS_TOKEN)).status_code == 200
 
 
 def test_expired_token_is_401(server):
@@ -159,7 +177,7 @@ def test_no_prompt_key_or_token_in_the_log(server):
     httpx.post(f"{url}/v1/models/{MODEL}:predict", json=body, headers=_auth("lpk_wrong_" + SECRET_TITLE))
     text = log.read_text(errors="replace")
     assert "POST /v1/models" in text and "serving keys loaded" in text  # the log is being written
-    for secret in (SECRET_TITLE, PREDICT_KEY, ADMIN_TOKEN, hash_key(PREDICT_KEY)[7:]):
+    for secret in (SECRET_TITLE, PREDICT_KEY, ADMIN_TOKEN, METRICS_TOKEN, hash_key(PREDICT_KEY)[7:]):
         assert secret not in text
 
 
@@ -179,6 +197,41 @@ def test_flood_is_shed_with_503_and_nothing_is_lost(tmp_path):
     assert 1 <= codes.count(200) <= 8
     shed = next(r for r in responses if r.status_code == 503)
     assert shed.headers["retry-after"] == "1" and "server busy" in shed.json()["error"]
+
+
+def test_bootstrapped_cluster_keys_are_least_privilege(tmp_path):
+    """The keys a cluster starts with (`python -m llama_platform.serving.auth bootstrap DIR`, what
+    deploy/README.md puts into Vault): on a real server, the client key predicts and cannot read
+    /metrics, Prometheus' token reads /metrics and nothing else, the admin key does both."""
+    out = tmp_path / "keys"
+    made = subprocess.run([sys.executable, "-m", "llama_platform.serving.auth", "bootstrap", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    plain = {kid: (out / f"{kid}.key").read_text() for kid in ("client", "prometheus", "admin")}
+    assert all((out / f"{kid}.key").stat().st_mode & 0o077 == 0 for kid in plain)  # owner-only
+    doc = (out / "keys.json").read_text()
+    assert not any(key in doc or key in made.stdout + made.stderr for key in plain.values())  # hashes only
+    assert {k.id: set(k.scopes) for k in parse_keys(json.loads(doc), "keys.json")} == {
+        "client": {"predict"}, "prometheus": {"metrics"}, "admin": {"admin"}}
+    port = free_port()
+    proc = start_service("kserve-boot", [sys.executable, "-m", "llama_platform_tests.serving.keyword_server",
+                                         "--name", MODEL, "--http-port", str(port), "--features"],
+                         tmp_path / "server.log",
+                         env={"LLAMA_PLATFORM_API_KEY": "", "LLAMA_PLATFORM_SERVING_KEYS_FILE": str(out / "keys.json")})
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_http_ok(f"{url}/v2/health/ready", proc, timeout=60)
+        status = {kid: (httpx.post(f"{url}/v1/models/{MODEL}:predict", json=VALID, headers=_auth(key)).status_code,
+                        httpx.get(f"{url}/metrics", headers=_auth(key)).status_code)
+                  for kid, key in plain.items()}
+    finally:
+        proc.stop()
+    assert status == {"client": (200, 403), "prometheus": (403, 200), "admin": (200, 200)}
+    # A second bootstrap into the same folder refuses to overwrite keys someone may hold.
+    again = subprocess.run([sys.executable, "-m", "llama_platform.serving.auth", "bootstrap", str(out)],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "refusing to overwrite existing keys" in again.stderr
+    assert (out / "client.key").read_text() == plain["client"]
 
 
 # ---------------------------------------------------------------- in-process units

@@ -37,7 +37,8 @@ def test_loss_falls_and_outputs_are_written(trained):
 
 def test_mlflow_run_metrics_artifacts_and_registered_version(trained):
     result, config = trained["result"], trained["config"]
-    client = MlflowClient(tracking_uri=config.mlflow_tracking_uri)
+    # The registry named too: MLflow otherwise takes it from process-wide state other tests set.
+    client = MlflowClient(tracking_uri=config.mlflow_tracking_uri, registry_uri=config.mlflow_tracking_uri)
     run = client.get_run(result["mlflow_run_id"])
     assert run.data.params["max_steps"] == str(SHORT_RUN_STEPS)
     assert run.data.tags["purpose"] == "test"
@@ -82,6 +83,7 @@ def test_mlflow_lineage_and_per_step_tracking(trained):
 def test_registered_model_loads_with_pyfunc_and_downloads_for_serving(trained, training_set, tmp_path):
     result, config = trained["result"], trained["config"]
     mlflow.set_tracking_uri(config.mlflow_tracking_uri)
+    mlflow.set_registry_uri(config.mlflow_tracking_uri)
     test_df = training_set[training_set["split"] == "test"]
     loaded = mlflow.pyfunc.load_model(result["model_uri"])
     preds = loaded.predict(pd.DataFrame({"prompt": test_df["prompt"]}))

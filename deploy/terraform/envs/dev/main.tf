@@ -69,7 +69,9 @@ module "ingress" {
 }
 
 module "monitoring" {
-  source     = "../../modules/monitoring"
-  retention  = "7d"
-  depends_on = [module.namespaces]
+  source       = "../../modules/monitoring"
+  overlay_path = local.overlay
+  values_file  = "${local.helm}/kube-prometheus-stack-values.yaml"
+  retention    = "7d"
+  depends_on   = [module.namespaces]
 }

@@ -69,6 +69,8 @@ module "ingress" {
 
 module "monitoring" {
   source       = "../../modules/monitoring"
+  overlay_path = local.overlay
+  values_file  = "${local.helm}/kube-prometheus-stack-values.yaml"
   retention    = "30d"
   storage_size = "200Gi"
   depends_on   = [module.namespaces]

@@ -11,7 +11,7 @@ variable "module_label" {
   description = "Apply the objects whose label llama-platform/module has this value."
   type        = string
   validation {
-    condition     = contains(["namespaces", "postgres", "minio", "mlflow", "feast", "ingress", "serving", "training"], var.module_label)
+    condition     = contains(["namespaces", "postgres", "minio", "mlflow", "feast", "ingress", "serving", "training", "monitoring"], var.module_label)
     error_message = "module_label must be one of the base's slices (deploy/k8s/base/*/kustomization.yaml)."
   }
 }

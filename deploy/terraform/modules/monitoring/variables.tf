@@ -1,3 +1,17 @@
+variable "overlay_path" {
+  description = "Path of the kustomize overlay (deploy/k8s/overlays/<env>)."
+  type        = string
+}
+
+variable "values_file" {
+  description = "Helm values of kube-prometheus-stack (deploy/helm/kube-prometheus-stack-values.yaml)."
+  type        = string
+  validation {
+    condition     = endswith(var.values_file, ".yaml")
+    error_message = "values_file must be a .yaml file."
+  }
+}
+
 variable "chart_version" {
   description = "kube-prometheus-stack chart version."
   type        = string

@@ -5,5 +5,9 @@ terraform {
       source  = "hashicorp/helm"
       version = "~> 2.17.0"
     }
+    kustomization = {
+      source  = "kbst/kustomization"
+      version = "~> 0.9.6"
+    }
   }
 }
