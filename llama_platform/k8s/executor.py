@@ -47,7 +47,8 @@ def step_executor_config(kubeconfig_file: str | None = None) -> dict:
         "service_account_name": account,
         "job_namespace": namespace,
         "env_config_maps": [common.CONFIG_MAP],
-        "env_secrets": [common.S3_SECRET, common.FORGE_SECRET],
+        # The same Secrets as the run pods (Helm values): steps run the same asset code.
+        "env_secrets": [common.S3_SECRET, common.FORGE_SECRET, common.SERVING_CLIENT_SECRET],
         "labels": common.labels("dagster-step"),
         "step_k8s_config": {
             "container_config": {

@@ -180,6 +180,8 @@ def test_executor_and_helm_values_agree():
     assert exc["job_namespace"] == launcher["jobNamespace"] == DAGSTER_NS
     assert exc["service_account_name"] == values["dagster-user-deployments"]["serviceAccount"]["name"] == DAGSTER_RUN
     assert {c["name"] for c in launcher["envConfigMaps"]} <= set(exc["env_config_maps"])
+    # Steps run the same asset code as the run pod (e.g. the deploy step's smoke test needs the
+    # serving client key), so they get every Secret the run launcher passes.
     assert {s["name"] for s in launcher["envSecrets"]} <= set(exc["env_secrets"])
     step, run = dagster_jobs.step_job(), dagster_jobs.run_job()
     step_pod, run_pod = step["spec"]["template"]["spec"], run["spec"]["template"]["spec"]
