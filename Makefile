@@ -8,7 +8,7 @@ CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-stamp
 ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: setup run test test-fast ui lab browser java checkov clean mlserver-env mlserver-constraints
+.PHONY: setup run test test-fast ui lab browser java checkov clean mlserver-env mlserver-constraints image
 
 # Re-install only when pyproject.toml changes. torch==2.13.0 resolves to the CPU wheel on local disk.
 $(STAMP): pyproject.toml
@@ -68,6 +68,12 @@ $(CHECKOV_STAMP):
 	touch $(CHECKOV_STAMP)
 
 checkov: $(CHECKOV_STAMP)
+
+# The platform image (deploy/docker/Dockerfile), built with podman from a local Debian base and
+# smoke-run restricted; reused while its build inputs are unchanged. `make test` builds it too
+# (llama_platform_tests/deploy/test_platform_image.py). Cold: ~6.5 min on 2 cores (deploy/README.md).
+image: setup
+	PYTHON=$(BIN)/python bash deploy/docker/build-offline.sh
 
 run: setup
 	$(BIN)/llama-platform run $(ARGS)

@@ -28,6 +28,7 @@ from llama_platform.assets.report import ReportNotebookIOManager, dataset_report
 from llama_platform.assets.serving import deployed_endpoint
 from llama_platform.assets.snapshot import issue_snapshot, snapshot_schema
 from llama_platform.assets.training import finetuned_checkpoint
+from llama_platform.k8s.executor import step_executor
 from llama_platform.resources.cleaning import CleaningResource
 from llama_platform.resources.evaluation import EvaluationResource
 from llama_platform.resources.feast import FeastResource
@@ -213,6 +214,8 @@ def build_definitions(settings: Settings) -> Definitions:
             ),
         ],
         resources=build_resources(settings),
+        # k8s: each step a Job (dagster-k8s); local: Dagster's default multiprocess executor.
+        executor=step_executor(settings.kubeconfig) if settings.profile == "k8s" else None,
     )
 
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import yaml
 from dagster._config import validate_config
+from dagster._core.system_config.objects import ResolvedRunConfig
 from dagster_k8s import k8s_job_executor
 from dagster_k8s.container_context import K8sContainerContext
 from dagster_k8s.job import DagsterK8sJobConfig, UserDefinedDagsterK8sConfig, construct_dagster_k8s_job
 from kubernetes.client import ApiClient
 
+from llama_platform.definitions import build_definitions
 from llama_platform.k8s import common
+from llama_platform.settings import load_settings
 from llama_platform_tests.deploy.manifests import HELM, helm_values
 
 EXECUTOR_CONFIG = HELM / "k8s-job-executor.yaml"
@@ -39,9 +42,25 @@ def executor_config() -> dict:
     return result.value
 
 
-def step_job(values: dict | None = None) -> dict:
+def _resolved(job, run_config: dict) -> dict:
+    return ResolvedRunConfig.build(job, run_config).execution.execution_engine_config
+
+
+def profile_executor_configs(job_name: str = "train_and_deploy_job", **env: str) -> tuple[dict, dict]:
+    """(the executor config a job of the k8s profile's Definitions runs with, the config the same
+    job would run with under the plain k8s_job_executor given deploy/helm/k8s-job-executor.yaml as
+    run config): both resolved by Dagster as at launch (mapping applied, defaults filled in)."""
+    defs = build_definitions(load_settings({"LLAMA_PLATFORM_PROFILE": "k8s", **env}))
+    job = defs.resolve_job_def(job_name)
+    from_file = _resolved(job.with_executor_def(k8s_job_executor),
+                          {"execution": {"config": yaml.safe_load(EXECUTOR_CONFIG.read_text())}})
+    return _resolved(job, {}), from_file
+
+
+def step_job(values: dict | None = None, exc: dict | None = None) -> dict:
+    """The step Job k8s_job_executor builds from `exc` (default: deploy/helm/k8s-job-executor.yaml)."""
     values = values or helm_values()
-    exc = executor_config()
+    exc = exc or executor_config()
     # The same mapping k8s_job_executor does from its config to a container context.
     context = K8sContainerContext(
         service_account_name=exc.get("service_account_name"),

@@ -85,9 +85,11 @@ BUILDERS = {
     "training: TrainJob": _train_job,
     "dagster-k8s: run Job (Helm values)": dagster_jobs.run_job,
     "dagster-k8s: step Job (k8s_job_executor)": dagster_jobs.step_job,
+    "executor: step Job (k8s profile's Definitions)": lambda: dagster_jobs.step_job(
+        exc=dagster_jobs.profile_executor_configs()[0]),
 }
 # status.py builds no objects (it reads pod and TrainJob status).
-COVERED_MODULES = {"common", "training", "status", "katib", "serving"}
+COVERED_MODULES = {"common", "training", "status", "katib", "serving", "executor"}
 # Runtimes a TrainJob may name besides the manifests' own: the Kubeflow Trainer's default.
 TRAINER_DEFAULT_RUNTIMES = {("ClusterTrainingRuntime", training.DEFAULT_RUNTIME)}
 

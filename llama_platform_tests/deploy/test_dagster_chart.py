@@ -9,9 +9,11 @@ import yaml
 from dagster._config import validate_config
 from dagster_k8s import k8s_job_executor
 
+from llama_platform.definitions import build_definitions
 from llama_platform.k8s import common
+from llama_platform.settings import load_settings
 from llama_platform_tests.deploy import dagster_jobs, policy
-from llama_platform_tests.deploy.manifests import HELM_VALUES, OVERLAYS, helm_pod_specs, helm_values, objects
+from llama_platform_tests.deploy.manifests import HELM_VALUES, OVERLAYS, REPO, helm_pod_specs, helm_values, objects
 
 DAGSTER_NS, DAGSTER_RUN = common.SERVICE_ACCOUNTS["dagster_run"]
 
@@ -111,6 +113,9 @@ CHART_KEYS = {
         "uploadExtraArgs", "showUrlOnly", "region", "bucket"},
     "queuedRunCoordinator": {"maxConcurrentRuns", "tagConcurrencyLimits", "dequeueIntervalSeconds",
                              "dequeueNumWorkers", "dequeueUseThreads"},
+    # helm/dagster/templates/helpers/instance/_concurrency.tpl
+    "concurrency": {"pools", "runs"},
+    "concurrency.pools": {"defaultLimit", "granularity", "opGranularityRunBuffer"},
 }
 
 
@@ -122,6 +127,8 @@ def _sections(values: dict) -> list[tuple[str, dict]]:
         out += [("k8sRunLauncher", launcher), ("runK8sConfig", launcher.get("runK8sConfig", {}))]
     if "computeLogManager" in values:
         out.append(("s3ComputeLogManager", values["computeLogManager"]["config"]["s3ComputeLogManager"]))
+    if "concurrency" in values:
+        out += [("concurrency", values["concurrency"]), ("concurrency.pools", values["concurrency"].get("pools", {}))]
     coordinator = values.get("dagsterDaemon", {}).get("runCoordinator")
     if coordinator:
         out.append(("queuedRunCoordinator", coordinator["config"]["queuedRunCoordinator"]))
@@ -144,3 +151,57 @@ def test_chart_key_check_catches_a_misspelt_key():
     values = helm_values()
     values["dagsterWebserver"]["podSecurityContex"] = {}
     assert any(set(body) - CHART_KEYS[section] for section, body in _sections(values))
+
+
+def test_k8s_profile_runs_every_job_on_the_k8s_job_executor(tmp_path):
+    """The k8s profile's Definitions launch each step as a Job with exactly the executor config in
+    deploy/helm (Dagster's resolved config, defaults filled in); the local profile keeps Dagster's
+    default multiprocess executor."""
+    home = str(tmp_path)
+    k8s = build_definitions(load_settings({"LLAMA_PLATFORM_PROFILE": "k8s", "LLAMA_PLATFORM_HOME": home}))
+    local = build_definitions(load_settings({"LLAMA_PLATFORM_HOME": home}))
+    assert {j.executor_def.name for j in k8s.resolve_all_job_defs()} == {"k8s_job_executor"}
+    assert {j.executor_def.name for j in local.resolve_all_job_defs()} == {"multi_or_in_process_executor"}
+    for job in ("train_and_deploy_job", "train", "ingest_job"):
+        from_code, from_file = dagster_jobs.profile_executor_configs(job, LLAMA_PLATFORM_HOME=home)
+        assert from_code == from_file, job
+        assert from_code["service_account_name"] == DAGSTER_RUN and from_code["job_namespace"] == DAGSTER_NS
+    # In-cluster by default (the run pod's account); a kubeconfig setting reaches the executor.
+    assert "kubeconfig_file" not in from_code
+    config, _ = dagster_jobs.profile_executor_configs(LLAMA_PLATFORM_HOME=home, LLAMA_PLATFORM_KUBECONFIG="/etc/kube/config")
+    assert (config["load_incluster_config"], config["kubeconfig_file"]) == (False, "/etc/kube/config")
+
+
+def test_executor_and_helm_values_agree():
+    """Step Jobs run where, and as whom, the chart runs the run Jobs and the code server, with the
+    settings ConfigMap and the S3 Secret the run launcher passes too."""
+    exc, values = dagster_jobs.executor_config(), helm_values()
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert exc["job_namespace"] == launcher["jobNamespace"] == DAGSTER_NS
+    assert exc["service_account_name"] == values["dagster-user-deployments"]["serviceAccount"]["name"] == DAGSTER_RUN
+    assert {c["name"] for c in launcher["envConfigMaps"]} <= set(exc["env_config_maps"])
+    # Steps run the same asset code as the run pod (e.g. the deploy step's smoke test needs the
+    # serving client key), so they get every Secret the run launcher passes.
+    assert {s["name"] for s in launcher["envSecrets"]} <= set(exc["env_secrets"])
+    step, run = dagster_jobs.step_job(), dagster_jobs.run_job()
+    step_pod, run_pod = step["spec"]["template"]["spec"], run["spec"]["template"]["spec"]
+    assert step_pod["securityContext"] == run_pod["securityContext"]
+    assert step_pod["containers"][0]["securityContext"] == run_pod["containers"][0]["securityContext"]
+    assert step_pod["containers"][0]["resources"]["limits"], "step containers need limits"
+
+
+def test_every_pool_the_assets_name_is_limited_in_the_cluster_as_locally():
+    """Steps are limited across runs by Dagster pools (the assets' `pool=`): dagster.yaml locally,
+    the chart's `concurrency.pools` in the cluster, with the same default limit. Run-tag limits count
+    only on tags some job carries (a limit on another tag limits nothing)."""
+    from llama_platform.definitions import defs
+
+    pools = {a.op.pool for a in defs.assets if a.op.pool}
+    assert {"training", "forge-api"} <= pools
+    local = yaml.safe_load((REPO / "dagster.yaml").read_text())["concurrency"]["pools"]["default_limit"]
+    assert helm_values()["concurrency"]["pools"]["defaultLimit"] == local == 1
+    job_tags = {key for job in defs.resolve_all_job_defs() for key in job.tags}
+    for name in HELM_VALUES:
+        coordinator = helm_values(name).get("dagsterDaemon", {}).get("runCoordinator", {})
+        limits = coordinator.get("config", {}).get("queuedRunCoordinator", {}).get("tagConcurrencyLimits", [])
+        assert {limit["key"] for limit in limits} <= job_tags, name
