@@ -35,7 +35,6 @@ model load, which would make a new `Refused` class each time.
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from typing import Sequence
@@ -53,6 +52,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from llama_platform.serving.auth import KeyFileError, KeyStore, SecurityMiddleware, keys_from_env
+from llama_platform.serving.logs import configure_logging
 
 # The routes the triage runtime serves and checks itself (mlserver_runtime.py).
 RUNTIME_PATHS = re.compile(
@@ -124,12 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rate-per-s", type=float, default=50.0, help="default per-key rate (MLServer's own routes)")
     p.add_argument("--burst", type=float, default=100.0)
     args, mlserver_args = p.parse_known_args(sys.argv[1:] if argv is None else argv)
-    ours = logging.getLogger("llama_platform")
-    if not ours.handlers:  # MLServer configures only its own loggers; ours log key ids and reloads, never keys
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
-        ours.addHandler(handler)
-        ours.setLevel(logging.INFO)
+    configure_logging()
     try:
         keys = keys_from_env()
     except KeyFileError as exc:

@@ -31,7 +31,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from llama_platform import settings
-from llama_platform.serving.auth import KeyFileError, KeyStore, SecurityMiddleware
+from llama_platform.serving.auth import KeyFileError, KeyStore, SecurityMiddleware, keys_from_env
+from llama_platform.serving.logs import configure_logging
 from llama_platform.serving.predictor import TriagePredictor
 from llama_platform.serving.routes import build_router
 from llama_platform.serving.triage import Overloaded, ServiceLimits, resolve_registered_model
@@ -119,22 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def configure_logging() -> None:
-    ours = logging.getLogger("llama_platform")
-    if not ours.handlers:  # KServe configures only its own loggers; ours log key ids and reloads, never keys
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"))
-        ours.addHandler(handler)
-        ours.setLevel(logging.INFO)
-
-
 def load_keys() -> KeyStore:
     configure_logging()
-    return KeyStore(
-        path=settings.secret_from_env(settings.SERVING_KEYS_FILE_ENV),
-        keys_json=settings.secret_from_env(settings.SERVING_KEYS_ENV),
-        plain_key=settings.secret_from_env(settings.SERVING_API_KEY_ENV),
-    )
+    return keys_from_env()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
