@@ -562,33 +562,28 @@ def _round2_negative_makers(g: _Gen) -> dict[str, Callable[[], str]]:
     }
 
 
-def cases(seed: int = SEED, per_secret: int = 6, per_pii: int = 12, per_negative: int = 6) -> list[Case]:
-    g = _Gen(seed)
+def _draw(g: "_Gen", makers, per_secret: int, per_pii: int, per_negative: int) -> list[Case]:
+    """Cases from one round's makers (secret, PII, negative), each family drawn in that order from g."""
+    secret_makers, pii_makers, negative_makers = makers
     out: list[Case] = []
-    for kind, make in _secret_makers(g).items():
-        for _ in range(per_secret):
-            text, values = make()
-            out.append(Case(kind, "secret", text, values))
-    for kind, make in _pii_makers(g).items():
-        for _ in range(per_pii):
-            text, values = make()
-            out.append(Case(kind, "pii", text, values))
-    for kind, make in _negative_makers(g).items():
+    for category, family, per in (("secret", secret_makers, per_secret), ("pii", pii_makers, per_pii)):
+        for kind, make in family(g).items():
+            for _ in range(per):
+                text, values = make()
+                out.append(Case(kind, category, text, values))
+    for kind, make in negative_makers(g).items():
         for _ in range(per_negative):
             out.append(Case(kind, "negative", _wrap(g, make())))
-    g2 = _Gen(seed + 1)
-    for kind, make in _round2_secret_makers(g2).items():
-        for _ in range(per_secret):
-            text, values = make()
-            out.append(Case(kind, "secret", text, values))
-    for kind, make in _round2_pii_makers(g2).items():
-        for _ in range(per_pii):
-            text, values = make()
-            out.append(Case(kind, "pii", text, values))
-    for kind, make in _round2_negative_makers(g2).items():
-        for _ in range(per_negative * 2):  # many forms each: draw more of them
-            out.append(Case(kind, "negative", _wrap(g2, make())))
     return out
+
+
+def cases(seed: int = SEED, per_secret: int = 6, per_pii: int = 12, per_negative: int = 6) -> list[Case]:
+    first = _draw(_Gen(seed), (_secret_makers, _pii_makers, _negative_makers), per_secret, per_pii, per_negative)
+    # Round 2 draws from its own generator, so adding it left round 1's cases unchanged; its
+    # negatives come in many forms each: draw more of them.
+    second = _draw(_Gen(seed + 1), (_round2_secret_makers, _round2_pii_makers, _round2_negative_makers),
+                   per_secret, per_pii, per_negative * 2)
+    return first + second
 
 
 def outcome(case: Case, redacted: str) -> bool:

@@ -11,7 +11,6 @@ import importlib.metadata
 import importlib.util
 import json
 import re
-import shlex
 import sys
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from llama_platform.k8s import common, serving
+from llama_platform_tests.k8s.dockerfiles import installed_pins
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "docker" / "mlserver.Dockerfile"
@@ -53,30 +53,6 @@ def _stages(parsed: DockerfileParser) -> list[list[dict]]:
         if stages:
             stages[-1].append(item)
     return stages
-
-
-def installed_pins(parsed: DockerfileParser) -> dict[str, str]:
-    """name -> version of every requirement the `pip install` lines name (options and paths aside)."""
-    with_value = {"-c", "--constraint", "-r", "--requirement", "--index-url", "-i", "--extra-index-url"}
-    pins: dict[str, str] = {}
-    for item in parsed.structure:
-        if item["instruction"] != "RUN" or "pip install" not in item["value"]:
-            continue
-        for command in item["value"].split("&&"):
-            words = shlex.split(command)
-            if "install" not in words:
-                continue
-            rest = iter(words[words.index("install") + 1:])
-            for word in rest:
-                if word in with_value:
-                    next(rest)
-                    continue
-                if word.startswith(("-", "/", ".")):
-                    continue
-                name, sep, version = word.partition("==")
-                assert sep and re.fullmatch(r"[0-9][0-9A-Za-z.+]*", version), f"unpinned requirement {word!r}"
-                pins[canonicalize_name(name)] = version
-    return pins
 
 
 def lock_pins() -> dict[str, str]:

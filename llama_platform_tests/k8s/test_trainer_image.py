@@ -9,7 +9,6 @@ import importlib.metadata
 import importlib.util
 import json
 import re
-import shlex
 import sys
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from dockerfile_parse import DockerfileParser
 
 from llama_platform.k8s import common
 from llama_platform.k8s.training import HOME, TRAIN_MODULE
+from llama_platform_tests.k8s.dockerfiles import installed_pins
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "deploy" / "docker" / "trainer.Dockerfile"
@@ -27,25 +27,6 @@ PYPROJECT = ROOT / "pyproject.toml"
 @pytest.fixture(scope="module")
 def parsed() -> DockerfileParser:
     return DockerfileParser(str(DOCKERFILE))
-
-
-def installed_pins(parsed: DockerfileParser) -> dict[str, str]:
-    """name -> version of every requirement in the `uv pip install` lines (paths and flags aside)."""
-    pins: dict[str, str] = {}
-    for item in parsed.structure:
-        if item["instruction"] != "RUN" or "pip install" not in item["value"]:
-            continue
-        for command in item["value"].split("&&"):
-            words = shlex.split(command)
-            if "install" not in words:
-                continue
-            for word in words[words.index("install") + 1:]:
-                if word.startswith("-") or word.startswith("/") or word.startswith("."):
-                    continue
-                name, sep, version = word.partition("==")
-                assert sep and re.fullmatch(r"[0-9][0-9A-Za-z.+]*", version), f"unpinned requirement {word!r}"
-                pins[name.lower()] = version
-    return pins
 
 
 def test_base_images_are_pinned_cuda_images(parsed):
